@@ -1,0 +1,21 @@
+"""The `transship` command: one typer app, one module per command."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="transship",
+    help="Move container images where they are needed, and make them cheaper to move.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Each command module adds its commands to `app` when imported.
+    from transship.cli import commands  # noqa: F401
+
+
+_register()
