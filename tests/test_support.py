@@ -1,0 +1,185 @@
+"""Self-tests of the integration-test infrastructure, using only httpx and skopeo."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import ssl
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import BASIC_PASSWORD, BASIC_USER, TOKEN_PASSWORD, TOKEN_USER
+from tests.support.pki import TokenSigningKey, libtrust_key_id
+from tests.support.registry import RegistryServer
+
+
+def _bearer_challenge(response: httpx.Response) -> dict[str, str]:
+    header = response.headers["www-authenticate"]
+    assert header.startswith("Bearer ")
+    return dict(re.findall(r'(\w+)="([^"]*)"', header))
+
+
+# -- plain -------------------------------------------------------------------------------------
+def test_plain_registries_answer_and_are_distinct(
+    registry: RegistryServer, registry2: RegistryServer
+) -> None:
+    assert registry.url.startswith("http://127.0.0.1:")
+    assert registry.host != registry2.host
+    assert registry.storage_dir != registry2.storage_dir
+    for server in (registry, registry2):
+        response = httpx.get(f"{server.url}/v2/")
+        assert response.status_code == 200
+        assert response.headers["docker-distribution-api-version"] == "registry/2.0"
+
+
+def test_fresh_registry_is_stopped_after_use(fresh_registry) -> None:
+    server = fresh_registry()
+    assert httpx.get(f"{server.url}/v2/_catalog").json() == {"repositories": []}
+    server.stop()
+    assert not server.running
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{server.url}/v2/", timeout=2)
+
+
+def test_registry_stores_blobs_in_its_storage_dir(registry: RegistryServer) -> None:
+    data = b"hello blob"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with httpx.Client(base_url=registry.url) as client:
+        start = client.post("/v2/selftest/storage/blobs/uploads/")
+        assert start.status_code == 202
+        upload_url = httpx.URL(start.headers["location"]).copy_merge_params({"digest": digest})
+        put = client.put(upload_url, content=data)
+        assert put.status_code == 201
+        assert client.get(f"/v2/selftest/storage/blobs/{digest}").content == data
+    blob_file = registry.storage_dir / "docker/registry/v2/blobs/sha256" / digest[7:9] / digest[7:]
+    assert (blob_file / "data").read_bytes() == data
+
+
+# -- basic auth ------------------------------------------------------------------------------------
+def test_basic_auth_registry_checks_password(basic_auth_registry: RegistryServer) -> None:
+    url = f"{basic_auth_registry.url}/v2/"
+    assert basic_auth_registry.credentials == (BASIC_USER, BASIC_PASSWORD)
+    anonymous = httpx.get(url)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith("Basic ")
+    assert httpx.get(url, auth=(BASIC_USER, BASIC_PASSWORD)).status_code == 200
+    assert httpx.get(url, auth=(BASIC_USER, "wrong")).status_code == 401
+
+
+# -- token auth ------------------------------------------------------------------------------------
+def _fetch_token(challenge: dict[str, str], scope: str, auth: tuple[str, str]) -> httpx.Response:
+    return httpx.get(
+        challenge["realm"], params={"service": challenge["service"], "scope": scope}, auth=auth
+    )
+
+
+def test_token_registry_accepts_issued_token(token_registry: RegistryServer) -> None:
+    issuer = token_registry.token_issuer
+    assert issuer is not None
+    challenge = _bearer_challenge(httpx.get(f"{token_registry.url}/v2/"))
+    assert challenge["realm"] == issuer.realm
+    assert challenge["service"] == issuer.service
+
+    scope = "repository:selftest/token:pull"
+    answer = _fetch_token(challenge, scope, (TOKEN_USER, TOKEN_PASSWORD))
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["token"] == body["access_token"]
+    assert body["expires_in"] == issuer.expires_in
+
+    tags_url = f"{token_registry.url}/v2/selftest/token/tags/list"
+    unauthenticated = httpx.get(tags_url)
+    assert unauthenticated.status_code == 401
+    assert _bearer_challenge(unauthenticated)["scope"] == scope
+    # Authorized (the repository does not exist yet, so NAME_UNKNOWN rather than 401).
+    authorized = httpx.get(tags_url, headers={"Authorization": f"Bearer {body['token']}"})
+    assert authorized.status_code == 404
+    assert authorized.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+
+    assert issuer.count_by_scope()[scope] == 1
+    assert issuer.request_count == 1
+
+
+def test_token_issuer_refuses_wrong_password(token_registry: RegistryServer) -> None:
+    challenge = _bearer_challenge(httpx.get(f"{token_registry.url}/v2/"))
+    refused = _fetch_token(challenge, "repository:x:pull", (TOKEN_USER, "wrong"))
+    assert refused.status_code == 401
+    assert token_registry.token_issuer.requests[-1].granted is False
+
+
+def test_token_without_push_right_cannot_push(token_registry: RegistryServer) -> None:
+    challenge = _bearer_challenge(httpx.get(f"{token_registry.url}/v2/"))
+    token = _fetch_token(challenge, "repository:selftest/ro:pull", (TOKEN_USER, TOKEN_PASSWORD))
+    response = httpx.post(
+        f"{token_registry.url}/v2/selftest/ro/blobs/uploads/",
+        headers={"Authorization": f"Bearer {token.json()['token']}"},
+    )
+    assert response.status_code == 401
+    assert "push" in _bearer_challenge(response)["scope"]
+
+
+@pytest.mark.parametrize("key_mode", ["kid", "x5c"])
+def test_token_signing_modes_are_both_trusted(fresh_registry, key_mode: str) -> None:
+    server = fresh_registry(auth="token", token_options={"key_mode": key_mode})
+    challenge = _bearer_challenge(httpx.get(f"{server.url}/v2/"))
+    token = _fetch_token(challenge, "", (TOKEN_USER, TOKEN_PASSWORD)).json()["token"]
+    assert (
+        httpx.get(f"{server.url}/v2/", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
+
+
+def test_short_lived_token_expires_at_the_registry(fresh_registry) -> None:
+    server = fresh_registry(auth="token", token_options={"expires_in": 1})
+    challenge = _bearer_challenge(httpx.get(f"{server.url}/v2/"))
+    token = _fetch_token(challenge, "", (TOKEN_USER, TOKEN_PASSWORD)).json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{server.url}/v2/", headers=headers).status_code == 200
+    time.sleep(2.1)  # the registry checks exp at one-second resolution
+    assert httpx.get(f"{server.url}/v2/", headers=headers).status_code == 401
+
+
+def test_libtrust_key_id_format(pki) -> None:
+    key_id = libtrust_key_id(pki.token_key.key.public_key())
+    assert re.fullmatch(r"([A-Z2-7]{4}:){11}[A-Z2-7]{4}", key_id)
+    assert key_id == pki.token_key.key_id
+
+
+# -- TLS -------------------------------------------------------------------------------------------
+def test_tls_registry_needs_its_ca(tls_registry: RegistryServer) -> None:
+    assert tls_registry.url.startswith("https://127.0.0.1:")
+    assert tls_registry.ca_path is not None and tls_registry.ca_path.is_file()
+    context = ssl.create_default_context(cafile=str(tls_registry.ca_path))
+    assert httpx.get(f"{tls_registry.url}/v2/", verify=context).status_code == 200
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        httpx.get(f"{tls_registry.url}/v2/")
+
+
+def test_tls_certificate_also_valid_for_localhost(tls_registry: RegistryServer) -> None:
+    url = f"https://localhost:{tls_registry.port}/v2/"
+    assert httpx.get(url, verify=tls_registry.ssl_context()).status_code == 200
+
+
+def test_tls_with_basic_auth(fresh_registry) -> None:
+    server = fresh_registry(tls=True, auth="basic")
+    url = f"{server.url}/v2/"
+    context = server.ssl_context()
+    assert httpx.get(url, verify=context).status_code == 401
+    assert httpx.get(url, verify=context, auth=server.credentials).status_code == 200
+
+
+def test_readonly_registry_refuses_uploads(fresh_registry) -> None:
+    server = fresh_registry(readonly=True)
+    response = httpx.post(f"{server.url}/v2/selftest/ro/blobs/uploads/")
+    assert response.status_code == 405
+
+
+def test_token_from_untrusted_key_is_refused(fresh_registry, tmp_path) -> None:
+    server = fresh_registry(auth="token")
+    challenge = _bearer_challenge(httpx.get(f"{server.url}/v2/"))
+    server.token_issuer.signing_key = TokenSigningKey.create(tmp_path / "other-key")
+    token = _fetch_token(challenge, "", (TOKEN_USER, TOKEN_PASSWORD)).json()["token"]
+    response = httpx.get(f"{server.url}/v2/", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
