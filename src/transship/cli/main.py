@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from transship import __version__
+
 app = typer.Typer(
     name="transship",
     help="Move container images where they are needed, and make them cheaper to move.",
@@ -11,6 +13,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"transship {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Move container images where they are needed, and make them cheaper to move."""
 
 
 def _register() -> None:

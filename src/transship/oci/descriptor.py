@@ -60,7 +60,11 @@ class Descriptor:
         )
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        out: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+        }
         if self.platform:
             p: dict[str, str] = {"architecture": self.platform.architecture, "os": self.platform.os}
             if self.platform.variant:

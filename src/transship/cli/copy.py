@@ -1,0 +1,225 @@
+"""`transship copy`: registry to registry, one image or a whole list."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import typer
+from rich.console import Console
+
+from transship.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    fail,
+    get_config,
+    handle_errors,
+    open_client,
+    read_list,
+)
+from transship.cli.main import app
+from transship.cli.render import make_renderer, print_summary
+from transship.config import Config
+from transship.engine.copy import CopyJob, CopyOptions, RunSummary, copy_images
+from transship.engine.jobs import InvalidLine, PlannedJob, plan_jobs
+from transship.oci.descriptor import Platform
+from transship.reference import ImageReference, parse_image_list
+from transship.transports.registry import RegistryDestination, RegistrySource
+
+
+def _single_image_jobs(source: str, target: str) -> tuple[list[PlannedJob], str]:
+    src = ImageReference.parse(source).tagged_or_latest
+    dst = ImageReference.parse(target)
+    if not src.registry or not dst.registry:
+        raise typer.BadParameter(
+            "both images must name their registry, e.g. docker://host:5000/team/app:1.0"
+        )
+    job = CopyJob(
+        label=source,
+        source_repository=src.repository,
+        source_reference=src.reference,
+        target_repository=dst.repository,
+        target_tag=dst.tag or (src.tag if not dst.digest else None),
+        source_label=str(src),
+    )
+    return [PlannedJob(job, src.registry)], dst.registry
+
+
+@app.command()
+@handle_errors
+def copy(
+    images: list[str] = typer.Argument(
+        None, help="SOURCE TARGET image references (docker://host/repo:tag)."
+    ),
+    from_: str = typer.Option(
+        None, "--from", help="Source registry: a name from the config, or host[:port]."
+    ),
+    to: str = typer.Option(
+        None, "--to", help="Target registry: a name from the config, or host[:port]."
+    ),
+    list_file: str = typer.Option(
+        None, "--list", "-l", help="Image list file ('-' or piped stdin too)."
+    ),
+    config: str = typer.Option(
+        None, "--config", "-c", help="Config file (default ./transship.yaml, ./cfg.yaml)."
+    ),
+    maxconn: int = typer.Option(None, help="Blobs transferred in parallel (default 5)."),
+    retries: int = typer.Option(None, help="Retries per transfer (default 3)."),
+    platform: list[str] = typer.Option(
+        None, "--platform", help="Copy only this platform, os/arch or os/arch/variant (repeatable)."
+    ),
+    check: bool = typer.Option(
+        False, "--check", help="Resolve every image and print the mapping; copy nothing."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="One JSON event per line on stdout."),
+    src_insecure: bool = typer.Option(False, help="Source speaks plain http."),
+    dst_insecure: bool = typer.Option(False, help="Target speaks plain http."),
+    skip_verify: bool = typer.Option(
+        False, "--skip-tls-verify", help="Do not verify TLS certificates."
+    ),
+) -> None:
+    """Copy images from one registry to another, sending only the layers the target lacks.
+
+    \b
+    transship copy docker://src.example/team/app:1.0 docker://dst.example/team/app:1.0
+    transship copy --from company --to site --list images.txt
+    """
+    cfg = get_config(config)
+    opts = CopyOptions(
+        maxconn=maxconn or cfg.maxconn,
+        retries=cfg.retries if retries is None else retries,
+        platforms=tuple(Platform.parse(p) for p in platform or ()),
+    )
+    console = Console(stderr=json_output, highlight=False)
+    invalid: list[InvalidLine] = []
+    target_rewrite = None
+    if images:
+        if len(images) != 2 or from_ or list_file:
+            raise fail("give either SOURCE TARGET, or --from/--to with --list")
+        planned, target_host = _single_image_jobs(images[0], images[1])
+        target = cfg.registry(target_host)
+    else:
+        if not to:
+            raise fail("--to is required with an image list")
+        target = cfg.registry(to)
+        target_rewrite = target.repository
+        text = read_list(list_file)
+        lines = parse_image_list(text)
+        if not lines:
+            raise fail("no images given: pass --list FILE or pipe the list on stdin")
+        source_cfg = cfg.registry(from_) if from_ else None
+        planned, invalid = plan_jobs(
+            lines,
+            source_registry=source_cfg.host if source_cfg else None,
+            source_prefix=source_cfg.path_prefix if source_cfg else "",
+            target_rewrite=target_rewrite,
+        )
+    if check:
+        code = _check(cfg, planned, invalid, target.host, opts, src_insecure, skip_verify, console)
+        raise typer.Exit(code)
+    summary = _run(
+        cfg, planned, target, opts, src_insecure, dst_insecure, skip_verify, json_output, console
+    )
+    if not json_output:
+        print_summary(console, summary, [(i.text, i.reason) for i in invalid])
+    failed = summary.failed or summary.invalid or invalid
+    raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _run(
+    cfg: Config,
+    planned,
+    target,
+    opts,
+    src_insecure,
+    dst_insecure,
+    skip_verify,
+    json_output,
+    console,
+) -> RunSummary:
+    """Run the engine once per source registry (lists may mix registries)."""
+    by_source: dict[str, list[CopyJob]] = defaultdict(list)
+    for p in planned:
+        by_source[p.source_registry].append(p.job)
+    renderer = make_renderer(json_output, console)
+    destination = RegistryDestination(
+        open_client(target, opts.maxconn, insecure=dst_insecure, skip_verify=skip_verify)
+    )
+    total: RunSummary | None = None
+    try:
+        for source_host, jobs in by_source.items():
+            source_cfg = cfg.registry(source_host)
+            source = RegistrySource(
+                open_client(
+                    source_cfg, opts.maxconn, insecure=src_insecure, skip_verify=skip_verify
+                )
+            )
+            opts.same_registry = source_cfg.host == target.host
+            try:
+                summary = copy_images(source, destination, jobs, opts, renderer)
+            finally:
+                source.close()
+            total = summary if total is None else _merge(total, summary)
+    finally:
+        renderer.close()
+        destination.close()
+    return total or RunSummary([])
+
+
+def _merge(a: RunSummary, b: RunSummary) -> RunSummary:
+    return RunSummary(
+        a.images + b.images,
+        a.blobs_copied + b.blobs_copied,
+        a.blobs_skipped + b.blobs_skipped,
+        a.blobs_mounted + b.blobs_mounted,
+        a.bytes_sent + b.bytes_sent,
+        a.seconds + b.seconds,
+    )
+
+
+def _check(
+    cfg,
+    planned: list[PlannedJob],
+    invalid: list[InvalidLine],
+    target_host: str,
+    opts,
+    src_insecure,
+    skip_verify,
+    console,
+) -> int:
+    """Resolve every source image and print `source -> target`; copy nothing."""
+    problems = [(i.text, i.reason) for i in invalid]
+    clients = {}
+    try:
+        for p in planned:
+            job = p.job
+            if p.source_registry not in clients:
+                clients[p.source_registry] = open_client(
+                    cfg.registry(p.source_registry),
+                    2,
+                    insecure=src_insecure,
+                    skip_verify=skip_verify,
+                )
+            target = f"{target_host}/{job.target_label}"
+            try:
+                manifest = clients[p.source_registry].get_manifest(
+                    job.source_repository, job.source_reference
+                )
+                console.print(
+                    f"{p.source_registry}/{job.source_repository}:{job.source_reference} -> {target}  "
+                    f"({manifest.digest[:19]})",
+                    markup=False,
+                    highlight=False,
+                )
+            except Exception as e:  # report every problem, keep checking
+                problems.append((job.label, str(e)))
+    finally:
+        for client in clients.values():
+            client.close()
+    for text, reason in problems:
+        console.print(f"invalid: {text}: {reason}", markup=False, highlight=False)
+    console.print(
+        f"{len(planned) - (len(problems) - len(invalid))} images ok, {len(problems)} invalid",
+        markup=False,
+        highlight=False,
+    )
+    return EXIT_FAILED if problems else EXIT_OK

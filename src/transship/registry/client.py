@@ -1,0 +1,512 @@
+"""A client for the OCI distribution API (registries: Docker Hub, Harbor, distribution, ...).
+
+Written here rather than taken from a library because no maintained Python package covers
+what a faithful copier needs all at once: exact manifest bytes, streamed blobs with Range
+resume, chunked uploads that can resume, cross-repository mounts, the bearer token flow
+with per-scope caching, and typed errors. It sits on httpx, which does the HTTP.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import ssl
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import httpx
+
+from transship import __version__
+from transship.errors import (
+    AuthError,
+    NotFoundError,
+    RegistryError,
+    TransientError,
+    UnsupportedError,
+)
+from transship.oci import mediatypes as mt
+from transship.oci.descriptor import Descriptor
+from transship.oci.digest import DigestVerifier, is_digest, verify_bytes
+from transship.oci.manifest import RawManifest, detect_media_type
+from transship.registry.auth import EXTRA_SCOPE, RegistryAuth
+from transship.registry.credentials import Credentials
+
+DEFAULT_CHUNK_SIZE = 8 << 20  # bytes per PATCH; one chunk per upload in flight is buffered
+_RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+_MAX_MANIFEST = 4 << 20  # registries refuse bigger manifests; so do we
+
+
+@dataclass(frozen=True)
+class RegistryEndpoint:
+    """How to reach one registry."""
+
+    host: str  # host[:port], as in image references
+    insecure: bool = False  # plain http
+    verify_tls: bool = True
+    ca_file: str | None = None
+    credentials: Credentials | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.insecure else "https"
+
+
+def is_loopback(host: str) -> bool:
+    name = (
+        host.rsplit(":", 1)[0].strip("[]") if not host.startswith("[") else host[1:].split("]")[0]
+    )
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _ssl_context(endpoint: RegistryEndpoint) -> ssl.SSLContext | bool:
+    if not endpoint.verify_tls:
+        return False
+    context = ssl.create_default_context(cafile=endpoint.ca_file) if endpoint.ca_file else True
+    return context
+
+
+def _error_detail(response: httpx.Response) -> tuple[str, str | None]:
+    """The registry's own error code and message, from the spec's JSON error body."""
+    try:
+        errors = response.json().get("errors") or []
+        first = errors[0]
+        return str(first.get("message") or first.get("code")), first.get("code")
+    except Exception:
+        return response.reason_phrase or f"HTTP {response.status_code}", None
+
+
+class RegistryClient:
+    """Thread-safe; one per registry, shared by all workers."""
+
+    def __init__(
+        self,
+        endpoint: RegistryEndpoint,
+        *,
+        max_connections: int = 16,
+        timeout: float = 60.0,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ):
+        self.endpoint = endpoint
+        self.chunk_size = chunk_size
+        self._scheme = endpoint.scheme
+        verify = _ssl_context(endpoint)
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        headers = {"User-Agent": f"transship/{__version__}"}
+        timeouts = httpx.Timeout(timeout, connect=min(timeout, 15.0))
+        token_client = httpx.Client(
+            verify=verify, timeout=timeouts, headers=headers, follow_redirects=True
+        )
+        self._auth = RegistryAuth(endpoint.credentials, token_client)
+        self._http = httpx.Client(
+            verify=verify,
+            timeout=timeouts,
+            limits=limits,
+            headers=headers,
+            auth=self._auth,
+            # Redirects (to blob storage backends) are followed; httpx drops the
+            # Authorization header when a redirect leaves the registry's origin.
+            follow_redirects=True,
+        )
+        self._token_client = token_client
+        self._ping_lock = threading.Lock()
+        self._pinged = False
+
+    # -- plumbing ---------------------------------------------------------------------
+    @property
+    def host(self) -> str:
+        return self.endpoint.host
+
+    def url(self, path: str) -> str:
+        return f"{self._scheme}://{self.endpoint.host}{path}"
+
+    def close(self) -> None:
+        self._http.close()
+        self._token_client.close()
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        ok: Iterable[int] = (200,),
+        stream: bool = False,
+        **kwargs,
+    ) -> httpx.Response:
+        self.ping()
+        try:
+            request = self._http.build_request(method, url, **kwargs)
+            response = self._http.send(request, stream=stream)
+        except httpx.TimeoutException:
+            raise TransientError(f"{self.host}: timed out during {what}") from None
+        except (httpx.TransportError, httpx.StreamError) as e:
+            raise TransientError(
+                f"{self.host}: connection failed during {what}: {_short(e)}"
+            ) from None
+        if response.status_code in ok:
+            return response
+        if stream:
+            response.read()
+            response.close()
+        self._raise_for(response, what)
+        raise AssertionError("unreachable")
+
+    def _raise_for(self, response: httpx.Response, what: str) -> None:
+        status = response.status_code
+        message, code = _error_detail(response)
+        text = f"{self.host}: {what}: {message} (HTTP {status})"
+        if status in (401, 403):
+            raise AuthError(text, status, code)
+        if status == 404 or code in ("MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "NAME_UNKNOWN"):
+            raise NotFoundError(text, status, code)
+        if status in _RETRYABLE_STATUS:
+            raise TransientError(text, status, code)
+        raise RegistryError(text, status, code)
+
+    def ping(self) -> None:
+        """Check the registry speaks the v2 API; for loopback hosts not marked insecure,
+        fall back to plain http when the server does not speak TLS (as Docker does)."""
+        if self._pinged:
+            return
+        with self._ping_lock:
+            if self._pinged:
+                return
+            try:
+                response = self._http.get(self.url("/v2/"))
+            except httpx.ConnectError as e:
+                if self._scheme == "https" and is_loopback(self.host) and _speaks_plain_http(e):
+                    self._scheme = "http"
+                    try:
+                        response = self._http.get(self.url("/v2/"))
+                    except httpx.HTTPError as e2:
+                        raise RegistryError(f"{self.host}: unreachable: {_short(e2)}") from None
+                else:
+                    raise RegistryError(f"{self.host}: unreachable: {_short(e)}") from None
+            except httpx.TimeoutException:
+                raise TransientError(f"{self.host}: timed out connecting") from None
+            except httpx.HTTPError as e:
+                raise RegistryError(f"{self.host}: unreachable: {_short(e)}") from None
+            except AuthError:
+                raise
+            if response.status_code == 404:
+                raise RegistryError(
+                    f"{self.host}: does not speak the registry v2 API (/v2/ not found)"
+                )
+            if response.status_code >= 400:
+                self._raise_for(response, "ping")
+            self._pinged = True
+
+    # -- manifests --------------------------------------------------------------------
+    def get_manifest(self, repository: str, reference: str) -> RawManifest:
+        what = (
+            f"manifest {repository}:{reference}"
+            if not is_digest(reference)
+            else f"manifest {repository}@{reference}"
+        )
+        response = self._request(
+            "GET",
+            self.url(f"/v2/{repository}/manifests/{reference}"),
+            what=what,
+            headers={"Accept": mt.MANIFEST_ACCEPT},
+        )
+        data = response.content
+        if len(data) > _MAX_MANIFEST:
+            raise UnsupportedError(f"{what}: manifest larger than {_MAX_MANIFEST} bytes")
+        media_type = detect_media_type(data, response.headers.get("content-type"))
+        if media_type in mt.SCHEMA1_TYPES:
+            raise UnsupportedError(
+                f"{what}: Docker schema 1 manifests are not supported; push the image again with a current Docker"
+            )
+        if is_digest(reference):
+            verify_bytes(data, reference, what)
+            return RawManifest(data, media_type, reference)
+        raw = RawManifest(data, media_type)
+        served = response.headers.get("docker-content-digest")
+        if served and served.startswith("sha256:") and served != raw.digest:
+            raise TransientError(
+                f"{what}: registry says digest {served} but the bytes hash to {raw.digest}"
+            )
+        return raw
+
+    def head_manifest(self, repository: str, reference: str) -> Descriptor | None:
+        try:
+            response = self._request(
+                "HEAD",
+                self.url(f"/v2/{repository}/manifests/{reference}"),
+                what=f"manifest {repository}:{reference}",
+                headers={"Accept": mt.MANIFEST_ACCEPT},
+            )
+        except NotFoundError:
+            return None
+        digest = response.headers.get("docker-content-digest", "")
+        return Descriptor(
+            response.headers.get("content-type", ""),
+            digest,
+            int(response.headers.get("content-length", -1)),
+        )
+
+    def put_manifest(self, repository: str, reference: str, manifest: RawManifest) -> None:
+        response = self._request(
+            "PUT",
+            self.url(f"/v2/{repository}/manifests/{reference}"),
+            what=f"push manifest {repository}:{reference}",
+            ok=(200, 201, 202),
+            content=manifest.data,
+            headers={"Content-Type": manifest.media_type},
+        )
+        served = response.headers.get("docker-content-digest")
+        if served and served != manifest.digest:
+            raise RegistryError(
+                f"{self.host}: registry stored manifest {repository}:{reference} as {served}, not {manifest.digest}"
+            )
+
+    # -- blobs ------------------------------------------------------------------------
+    def head_blob(self, repository: str, digest: str) -> int | None:
+        """The blob's size if the repository has it, else None."""
+        try:
+            response = self._request(
+                "HEAD", self.url(f"/v2/{repository}/blobs/{digest}"), what=f"blob {digest[:19]}"
+            )
+        except NotFoundError:
+            return None
+        return int(response.headers.get("content-length", -1))
+
+    @contextmanager
+    def open_blob(self, repository: str, digest: str, offset: int = 0) -> Iterator[BlobStream]:
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        response = self._request(
+            "GET",
+            self.url(f"/v2/{repository}/blobs/{digest}"),
+            what=f"blob {repository}@{digest[:19]}",
+            ok=(200, 206),
+            stream=True,
+            headers=headers,
+        )
+        try:
+            skip = offset if (offset and response.status_code == 200) else 0
+            yield BlobStream(response, skip, self.host)
+        finally:
+            response.close()
+
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """Ask the registry to link a blob it has in `from_repository`; True if it did."""
+        query = urlencode({"mount": digest, "from": from_repository})
+        response = self._request(
+            "POST",
+            self.url(f"/v2/{repository}/blobs/uploads/?{query}"),
+            what=f"mount {digest[:19]} from {from_repository}",
+            ok=(201, 202),
+            extensions={EXTRA_SCOPE: f"repository:{from_repository}:pull"},
+        )
+        if response.status_code == 201:
+            return True
+        # 202: the registry started an ordinary upload instead; do not leave it open.
+        location = response.headers.get("location")
+        if location:
+            try:
+                self._http.delete(self._absolute(location))
+            except httpx.HTTPError:
+                pass
+        return False
+
+    def _absolute(self, location: str) -> str:
+        if location.startswith(("http://", "https://")):
+            return location
+        return self.url(location if location.startswith("/") else f"/{location}")
+
+    def _start_upload(self, repository: str) -> str:
+        response = self._request(
+            "POST",
+            self.url(f"/v2/{repository}/blobs/uploads/"),
+            what=f"start upload to {repository}",
+            ok=(202,),
+        )
+        location = response.headers.get("location")
+        if not location:
+            raise RegistryError(f"{self.host}: upload to {repository} started without a Location")
+        return self._absolute(location)
+
+    def upload_blob(
+        self,
+        repository: str,
+        desc: Descriptor,
+        chunks: Iterable[bytes],
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Upload a blob; the registry verifies the digest when the upload is closed.
+
+        Blobs smaller than one chunk go in a single PUT; larger ones in PATCH chunks of
+        `chunk_size`. A chunk the registry did not take is sent again from the buffer
+        after asking the registry how much it holds, so a flaky link resumes mid-blob.
+        """
+        verifier = DigestVerifier(desc.digest, desc.size)
+        location = self._start_upload(repository)
+        buffer = bytearray()
+        offset = 0
+        source = iter(chunks)
+        exhausted = False
+        while not exhausted:
+            while len(buffer) < self.chunk_size:
+                try:
+                    piece = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                verifier.update(piece)
+                buffer += piece
+            if exhausted and offset == 0:
+                break  # whole blob in the buffer: one PUT below
+            if buffer:
+                location, offset = self._patch(location, bytes(buffer), offset, desc, progress)
+                buffer.clear()
+        verifier.verify(f"blob {desc.digest[:19]} read from source")
+        final_body = bytes(buffer) if offset == 0 else b""
+        separator = "&" if "?" in location else "?"
+        self._request(
+            "PUT",
+            f"{location}{separator}{urlencode({'digest': desc.digest})}",
+            what=f"finish upload of {desc.digest[:19]}",
+            ok=(201, 204),
+            content=final_body,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        if final_body and progress:
+            progress(len(final_body))
+
+    def _patch(
+        self,
+        location: str,
+        data: bytes,
+        offset: int,
+        desc: Descriptor,
+        progress: Callable[[int], None] | None,
+        attempts: int = 3,
+    ) -> tuple[str, int]:
+        sent = 0  # bytes of `data` the registry already holds
+        for attempt in range(attempts):
+            body = data[sent:]
+            start = offset + sent
+            try:
+                response = self._request(
+                    "PATCH",
+                    location,
+                    what=f"upload of {desc.digest[:19]}",
+                    ok=(202, 204),
+                    content=body,
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Range": f"{start}-{start + len(body) - 1}",
+                    },
+                )
+            except TransientError:
+                if attempt == attempts - 1:
+                    raise
+                held = self._upload_status(location)
+                if held is None or not (offset <= held <= offset + len(data)):
+                    raise  # the registry lost the upload: the caller starts over
+                sent = held - offset
+                continue
+            if progress:
+                progress(len(body))
+            new_location = response.headers.get("location")
+            return (self._absolute(new_location) if new_location else location), offset + len(data)
+        raise AssertionError("unreachable")
+
+    def _upload_status(self, location: str) -> int | None:
+        """Bytes the registry holds of an upload in progress, from its `Range: 0-N`."""
+        try:
+            response = self._request("GET", location, what="upload status", ok=(204,))
+        except (TransientError, RegistryError):
+            return None
+        m = re.match(r"^(?:bytes=)?0-(\d+)$", response.headers.get("range", ""))
+        return int(m.group(1)) + 1 if m else 0
+
+    # -- listings ---------------------------------------------------------------------
+    def _paginate(self, path: str, key: str, what: str) -> list[str]:
+        out: list[str] = []
+        url = self.url(path)
+        for _ in range(10000):
+            response = self._request("GET", url, what=what)
+            try:
+                out.extend(response.json().get(key) or [])
+            except ValueError:
+                raise RegistryError(f"{self.host}: {what}: answer is not JSON") from None
+            link = response.headers.get("link")
+            m = re.search(r"<([^>]+)>\s*;\s*rel=\"?next\"?", link or "")
+            if not m:
+                return out
+            url = self._absolute(m.group(1))
+        return out
+
+    def list_tags(self, repository: str) -> list[str]:
+        return self._paginate(f"/v2/{repository}/tags/list?n=1000", "tags", f"tags of {repository}")
+
+    def catalog(self) -> list[str]:
+        return self._paginate("/v2/_catalog?n=1000", "repositories", "catalog")
+
+
+class BlobStream:
+    """A readable stream over a blob GET; `read(n)` like a file."""
+
+    def __init__(self, response: httpx.Response, skip: int, host: str):
+        self._response = response
+        self._iter = response.iter_raw(1 << 20)
+        self._buffer = b""
+        self._skip = skip
+        self._host = host
+
+    def _next(self) -> bytes:
+        try:
+            return next(self._iter)
+        except StopIteration:
+            return b""
+        except (httpx.TransportError, httpx.StreamError) as e:
+            raise TransientError(f"{self._host}: blob download broke off: {_short(e)}") from None
+
+    def read(self, n: int = -1) -> bytes:
+        while self._skip:
+            piece = self._next()
+            if not piece:
+                return b""
+            if len(piece) <= self._skip:
+                self._skip -= len(piece)
+                continue
+            self._buffer = piece[self._skip :]
+            self._skip = 0
+        if not self._buffer:
+            self._buffer = self._next()
+        if n < 0:
+            parts = [self._buffer]
+            while piece := self._next():
+                parts.append(piece)
+            self._buffer = b""
+            return b"".join(parts)
+        out, self._buffer = self._buffer[:n], self._buffer[n:]
+        return out
+
+    def close(self) -> None:
+        self._response.close()
+
+
+def _speaks_plain_http(error: Exception) -> bool:
+    text = str(error).lower()
+    return (
+        "wrong version number" in text or "record layer failure" in text or "http_request" in text
+    )
+
+
+def _short(error: Exception) -> str:
+    """An exception as a short phrase, without URLs that could carry tokens."""
+    text = str(error) or type(error).__name__
+    text = re.sub(r"https?://\S+", "<url>", text)
+    return text.splitlines()[0][:200]
