@@ -13,7 +13,7 @@ import re
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -313,10 +313,8 @@ class RegistryClient:
         # 202: the registry started an ordinary upload instead; do not leave it open.
         location = response.headers.get("location")
         if location:
-            try:
+            with suppress(httpx.HTTPError):
                 self._http.delete(self._absolute(location))
-            except httpx.HTTPError:
-                pass
         return False
 
     def _absolute(self, location: str) -> str:
