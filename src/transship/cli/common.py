@@ -11,9 +11,10 @@ from typing import TypeVar
 import typer
 from rich.console import Console
 
-from transship.config import Config, RegistryConfig, load_config
+from transship.config import CacheConfig, Config, RegistryConfig, load_config
 from transship.errors import ConfigError, TransshipError
 from transship.registry.client import RegistryClient
+from transship.transports.cache import BlobCache
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # some images failed
@@ -60,6 +61,19 @@ def open_client(
             }
         )
     return RegistryClient(registry.endpoint(), max_connections=maxconn * 2 + 4)
+
+
+def open_cache(cfg: Config, path: str | None) -> BlobCache | None:
+    """The blob cache named by --cache, else the config's `cache:`, else none."""
+    if path:
+        settings = (
+            cfg.cache.model_copy(update={"path": path}) if cfg.cache else CacheConfig(path=path)
+        )
+    elif cfg.cache:
+        settings = cfg.cache
+    else:
+        return None
+    return BlobCache(settings.path, settings.keep_days, settings.keep_size_gb)
 
 
 def read_list(path: str | None) -> str:

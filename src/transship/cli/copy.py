@@ -13,6 +13,7 @@ from transship.cli.common import (
     fail,
     get_config,
     handle_errors,
+    open_cache,
     open_client,
     read_list,
 )
@@ -23,6 +24,7 @@ from transship.engine.copy import CopyJob, CopyOptions, RunSummary, copy_images
 from transship.engine.jobs import InvalidLine, PlannedJob, plan_jobs
 from transship.oci.descriptor import Platform
 from transship.reference import ImageReference, parse_image_list
+from transship.transports.cache import CachingSource
 from transship.transports.registry import RegistryDestination, RegistrySource
 
 
@@ -76,6 +78,9 @@ def copy(
     skip_verify: bool = typer.Option(
         False, "--skip-tls-verify", help="Do not verify TLS certificates."
     ),
+    cache: str = typer.Option(
+        None, "--cache", help="Blob cache directory: blobs fetched once are read from it next time."
+    ),
 ) -> None:
     """Copy images from one registry to another, sending only the layers the target lacks.
 
@@ -116,8 +121,18 @@ def copy(
     if check:
         code = _check(cfg, planned, invalid, target.host, opts, src_insecure, skip_verify, console)
         raise typer.Exit(code)
+    blob_cache = open_cache(cfg, cache)
     summary = _run(
-        cfg, planned, target, opts, src_insecure, dst_insecure, skip_verify, json_output, console
+        cfg,
+        planned,
+        target,
+        opts,
+        src_insecure,
+        dst_insecure,
+        skip_verify,
+        json_output,
+        console,
+        blob_cache,
     )
     if not json_output:
         print_summary(console, summary, [(i.text, i.reason) for i in invalid])
@@ -135,6 +150,7 @@ def _run(
     skip_verify,
     json_output,
     console,
+    blob_cache,
 ) -> RunSummary:
     """Run the engine once per source registry (lists may mix registries)."""
     by_source: dict[str, list[CopyJob]] = defaultdict(list)
@@ -153,6 +169,8 @@ def _run(
                     source_cfg, opts.maxconn, insecure=src_insecure, skip_verify=skip_verify
                 )
             )
+            if blob_cache:
+                source = CachingSource(source, blob_cache)
             opts.same_registry = source_cfg.host == target.host
             try:
                 summary = copy_images(source, destination, jobs, opts, renderer)
@@ -162,6 +180,8 @@ def _run(
     finally:
         renderer.close()
         destination.close()
+        if blob_cache:
+            blob_cache.evict()
     return total or RunSummary([])
 
 
