@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.faultproxy import FaultProxy
 from tests.support.pki import CertificateAuthority, ServerCertificate, TokenSigningKey
 from tests.support.registry import RegistryServer
 from tests.support.token_issuer import TokenIssuer
@@ -35,6 +36,7 @@ INTEGRATION_FIXTURES = {
     "basic_auth_registry",
     "token_registry",
     "tls_registry",
+    "fault_proxy",
 }
 
 
@@ -175,3 +177,25 @@ def token_registry(fresh_registry: RegistryFactory) -> RegistryServer:
     .token_issuer counts requests (request_count, count_by_scope(), requests).
     """
     return fresh_registry(auth="token")
+
+
+# -- fault injection -----------------------------------------------------------------------------
+@pytest.fixture
+def fault_proxy() -> Iterator[Callable[..., FaultProxy]]:
+    """Factory: fault_proxy(registry, seed=0, error_rate=..., reset_rate=..., plan=[...]).
+
+    Returns a started FaultProxy in front of a plain-HTTP registry; use proxy.url / .host
+    instead of the registry's. Stopped at the end of the test.
+    """
+    proxies: list[FaultProxy] = []
+
+    def make(target: RegistryServer, **options: Any) -> FaultProxy:
+        if target.tls:
+            raise ValueError("the fault proxy forwards plain HTTP only")
+        proxy = FaultProxy("127.0.0.1", target.port, **options).start()
+        proxies.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in proxies:
+        proxy.stop()

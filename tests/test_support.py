@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 import ssl
 import time
@@ -11,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import BASIC_PASSWORD, BASIC_USER, TOKEN_PASSWORD, TOKEN_USER
+from tests.support.faultproxy import FaultProxy
 from tests.support.pki import TokenSigningKey, libtrust_key_id
 from tests.support.registry import RegistryServer
 
@@ -183,3 +186,123 @@ def test_token_from_untrusted_key_is_refused(fresh_registry, tmp_path) -> None:
     token = _fetch_token(challenge, "", (TOKEN_USER, TOKEN_PASSWORD)).json()["token"]
     response = httpx.get(f"{server.url}/v2/", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
+
+
+# -- fault proxy -----------------------------------------------------------------------------------
+def _upload_blob(base_url: str, repository: str, data: bytes, chunked: bool = False) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with httpx.Client(base_url=base_url) as client:
+        start = client.post(f"/v2/{repository}/blobs/uploads/")
+        assert start.status_code == 202
+        location = httpx.URL(start.headers["location"])
+        if chunked:  # a generator body goes out with Transfer-Encoding: chunked
+            patch = client.patch(location, content=iter([data[:1000], data[1000:]]))
+            assert patch.status_code == 202
+            location = httpx.URL(patch.headers["location"])
+            put = client.put(location.copy_merge_params({"digest": digest}))
+        else:
+            put = client.put(location.copy_merge_params({"digest": digest}), content=data)
+        assert put.status_code == 201, put.text
+    return digest
+
+
+def _get_with_retries(client: httpx.Client, path: str, attempts: int) -> tuple[bytes, int]:
+    """GET, resuming with Range after a cut and retrying after 5xx; (body, attempts used)."""
+    received = bytearray()
+    for attempt in range(1, attempts + 1):
+        headers = {"Range": f"bytes={len(received)}-"} if received else {}
+        try:
+            with client.stream("GET", path, headers=headers) as response:
+                if response.status_code >= 500:
+                    continue
+                assert response.status_code == (206 if received else 200)
+                for chunk in response.iter_bytes():
+                    received += chunk
+            return bytes(received), attempt
+        except httpx.TransportError:
+            continue
+    raise AssertionError(f"no complete download in {attempts} attempts")
+
+
+def test_fault_proxy_passes_everything_when_quiet(registry: RegistryServer, fault_proxy) -> None:
+    proxy = fault_proxy(registry)
+    data = os.urandom(200_000)
+    digest = _upload_blob(proxy.url, "selftest/quiet", data, chunked=True)
+    with httpx.Client(base_url=proxy.url) as client:
+        assert client.get(f"/v2/selftest/quiet/blobs/{digest}").content == data
+        assert client.head(f"/v2/selftest/quiet/blobs/{digest}").status_code == 200
+    assert proxy.total_faults == 0
+    assert proxy.candidates_seen >= 5
+
+
+def test_fault_proxy_injects_faults_and_retried_get_succeeds(
+    registry: RegistryServer, fault_proxy
+) -> None:
+    data = os.urandom(1_500_000)
+    digest = _upload_blob(registry.url, "selftest/faults", data)
+    proxy = fault_proxy(registry, seed=11, error_rate=0.3, reset_rate=0.4)
+    with httpx.Client(base_url=proxy.url) as client:
+        for _ in range(3):
+            body, attempts = _get_with_retries(client, f"/v2/selftest/faults/blobs/{digest}", 50)
+            assert hashlib.sha256(body).hexdigest() == digest[7:]
+            assert attempts >= 1
+    assert proxy.faults["reset"] > 0
+    assert proxy.faults["error_500"] + proxy.faults["error_503"] > 0
+    cut_points = [e.bytes_before_cut for e in proxy.events if e.kind == "reset"]
+    assert all(point is not None and 0 <= point < len(data) for point in cut_points)
+
+
+def test_fault_proxy_is_deterministic_for_a_seed(registry: RegistryServer, fault_proxy) -> None:
+    digest = _upload_blob(registry.url, "selftest/seeded", os.urandom(50_000))
+
+    def run(seed: int) -> list[tuple[str, int | None]]:
+        proxy = fault_proxy(registry, seed=seed, error_rate=0.25, reset_rate=0.25)
+        with httpx.Client(base_url=proxy.url) as client:
+            for _ in range(20):
+                with contextlib.suppress(httpx.TransportError):
+                    client.get(f"/v2/selftest/seeded/blobs/{digest}")
+        return [(event.kind, event.bytes_before_cut) for event in proxy.events]
+
+    first = run(5)
+    assert first == run(5)
+    assert first != run(6)
+    assert len(first) > 0
+
+
+def test_fault_proxy_plan_and_limits(registry: RegistryServer, fault_proxy) -> None:
+    digest = _upload_blob(registry.url, "selftest/plan", os.urandom(10_000))
+    proxy = fault_proxy(registry, plan=[503, "reset", "pass", 500])
+    blob = f"/v2/selftest/plan/blobs/{digest}"
+    with httpx.Client(base_url=proxy.url) as client:
+        # Requests outside /blobs/ never count as candidates.
+        assert client.get("/v2/").status_code == 200
+        assert client.get(blob).status_code == 503
+        with pytest.raises(httpx.TransportError):
+            client.head(blob)  # reset before the answer
+        assert client.get(blob).status_code == 200
+        assert client.get(blob).status_code == 500
+        assert client.get(blob).status_code == 200  # plan used up, rates are zero
+    assert proxy.faults == {"error_503": 1, "reset": 1, "error_500": 1}
+    assert proxy.requests_seen == 6 and proxy.candidates_seen == 5
+
+    proxy.set_faults(error_rate=1.0, max_faults=2)
+    with httpx.Client(base_url=proxy.url) as client:
+        statuses = [client.get(blob).status_code for _ in range(4)]
+    assert statuses[2:] == [200, 200]
+    assert all(status in (500, 503) for status in statuses[:2])
+
+
+def test_fault_proxy_cuts_uploads(registry: RegistryServer, fault_proxy) -> None:
+    proxy = fault_proxy(registry, plan=["pass", "reset"], methods=["PATCH", "POST"])
+    data = os.urandom(300_000)
+    with pytest.raises(httpx.TransportError):
+        _upload_blob(proxy.url, "selftest/upload", data, chunked=True)
+    assert proxy.events[0].kind == "reset" and proxy.events[0].path.count("/uploads/") == 1
+    assert proxy.events[0].bytes_before_cut < len(data)
+    digest = _upload_blob(proxy.url, "selftest/upload", data)  # the retry gets through
+    assert httpx.get(f"{registry.url}/v2/selftest/upload/blobs/{digest}").content == data
+
+
+def test_fault_proxy_refuses_non_loopback_upstream() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        FaultProxy("192.0.2.1", 5000)
