@@ -48,3 +48,7 @@ class UnsupportedError(TransshipError):
 
 class BundleError(TransshipError):
     """A bundle is missing files, corrupt, or inconsistent."""
+
+
+class Cancelled(TransshipError):
+    """The user asked the run to stop; work not yet started was skipped."""

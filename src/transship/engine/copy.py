@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 
 from transship.engine import events as ev
 from transship.engine.retry import RETRYABLE, ResumingReader, backoff_delay
-from transship.errors import NotFoundError, ReferenceError_, TransshipError, UnsupportedError
+from transship.errors import (
+    Cancelled,
+    NotFoundError,
+    ReferenceError_,
+    TransshipError,
+    UnsupportedError,
+)
 from transship.oci.descriptor import Descriptor, Platform
 from transship.oci.manifest import ImageIndex, ImageManifest, RawManifest, build_index
 from transship.transports.base import Destination, Source
@@ -52,6 +58,9 @@ class CopyOptions:
     # Source and destination are the same registry: blobs can be mounted from the source repo.
     same_registry: bool = False
     backoff_base: float = 0.5
+    # Set it to stop the run: images and blobs not yet started fail as "cancelled";
+    # transfers already running finish, so nothing is left half-written.
+    cancel: threading.Event | None = None
 
 
 @dataclass
@@ -126,6 +135,8 @@ class CopyEngine:
         # digest -> first destination repository the blob went to, and its transfer
         self._first_home: dict[str, tuple[str, Future[str]]] = {}
         self._counters = _Counters()
+        # index digest -> its child manifests, learnt while planning, used when pushing
+        self._manifest_tree: dict[str, list[RawManifest]] = {}
 
     # -- public -----------------------------------------------------------------------
     def run(self, jobs: Sequence[CopyJob]) -> RunSummary:
@@ -164,6 +175,7 @@ class CopyEngine:
     def _copy_image(self, job: CopyJob) -> ImageResult:
         result = ImageResult(job)
         try:
+            self._raise_if_cancelled()
             top = self._get_manifest(job.source_repository, job.source_reference)
             top = self._select_platforms(job, top, result)
             blobs = self._plan_blobs(job, top)
@@ -247,7 +259,6 @@ class CopyEngine:
         """Every blob the image needs, each once, config before layers."""
         seen: dict[str, Descriptor] = {}
         pending = [top]
-        self._manifest_tree: dict[str, list[RawManifest]] = getattr(self, "_manifest_tree", {})
         while pending:
             raw = pending.pop(0)
             parsed = raw.parse()
@@ -323,6 +334,7 @@ class CopyEngine:
             raise errors[0]
 
     def _transfer_blob(self, job: CopyJob, desc: Descriptor, mount_from: str | None) -> str:
+        self._raise_if_cancelled()
         repo = job.target_repository
         dst = self.destination
         if self._with_retries(lambda: dst.has_blob(repo, desc), "blob check"):
@@ -369,9 +381,14 @@ class CopyEngine:
                 if attempt == self.options.retries:
                     raise
                 on_retry(attempt + 1, str(e), 0)
-                progress(-sent) if sent else None  # the bar restarts with the upload
+                if sent:
+                    progress(-sent)  # the upload starts over: so does its progress
                 time.sleep(backoff_delay(attempt, self.options.backoff_base))
         raise AssertionError("unreachable")
+
+    def _raise_if_cancelled(self) -> None:
+        if self.options.cancel is not None and self.options.cancel.is_set():
+            raise Cancelled("cancelled")
 
     def _done(self, desc: Descriptor, how: str, sent: int = 0) -> str:
         self._counters.add(how, sent)
