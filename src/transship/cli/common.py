@@ -11,10 +11,9 @@ from typing import TypeVar
 import typer
 from rich.console import Console
 
-from transship.config import CacheConfig, Config, RegistryConfig, load_config
+from transship.config import Config, load_config
+from transship.engine.session import open_cache, open_client  # noqa: F401 (commands use them)
 from transship.errors import ConfigError, TransshipError
-from transship.registry.client import RegistryClient
-from transship.transports.cache import BlobCache
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # some images failed
@@ -48,32 +47,6 @@ def handle_errors(func: F) -> F:
 
 def get_config(path: str | None) -> Config:
     return load_config(path)
-
-
-def open_client(
-    registry: RegistryConfig, maxconn: int, *, insecure: bool = False, skip_verify: bool = False
-) -> RegistryClient:
-    if insecure or skip_verify:
-        registry = registry.model_copy(
-            update={
-                "insecure": registry.insecure or insecure,
-                "skip_verify": registry.skip_verify or skip_verify,
-            }
-        )
-    return RegistryClient(registry.endpoint(), max_connections=maxconn * 2 + 4)
-
-
-def open_cache(cfg: Config, path: str | None) -> BlobCache | None:
-    """The blob cache named by --cache, else the config's `cache:`, else none."""
-    if path:
-        settings = (
-            cfg.cache.model_copy(update={"path": path}) if cfg.cache else CacheConfig(path=path)
-        )
-    elif cfg.cache:
-        settings = cfg.cache
-    else:
-        return None
-    return BlobCache(settings.path, settings.keep_days, settings.keep_size_gb)
 
 
 def read_list(path: str | None) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import typer
 from rich.console import Console
 
@@ -14,18 +12,15 @@ from transship.cli.common import (
     get_config,
     handle_errors,
     open_cache,
-    open_client,
     read_list,
 )
 from transship.cli.main import app
 from transship.cli.render import make_renderer, print_summary
-from transship.config import Config
-from transship.engine.copy import CopyJob, CopyOptions, RunSummary, copy_images
-from transship.engine.jobs import InvalidLine, PlannedJob, plan_jobs
+from transship.engine.copy import CopyJob, CopyOptions
+from transship.engine.jobs import InvalidLine, PlannedJob
+from transship.engine.session import check_images, plan_list, run_copy
 from transship.oci.descriptor import Platform
 from transship.reference import ImageReference, parse_image_list
-from transship.transports.cache import CachingSource
-from transship.transports.registry import RegistryDestination, RegistrySource
 
 
 def _single_image_jobs(source: str, target: str) -> tuple[list[PlannedJob], str]:
@@ -96,7 +91,6 @@ def copy(
     )
     console = Console(stderr=json_output, highlight=False)
     invalid: list[InvalidLine] = []
-    target_rewrite = None
     if images:
         if len(images) != 2 or from_ or list_file:
             raise fail("give either SOURCE TARGET, or --from/--to with --list")
@@ -105,95 +99,36 @@ def copy(
     else:
         if not to:
             raise fail("--to is required with an image list")
-        target = cfg.registry(to)
-        target_rewrite = target.repository
+        cfg.registry(to)  # an unknown name fails before stdin is read
         text = read_list(list_file)
         lines = parse_image_list(text)
         if not lines:
             raise fail("no images given: pass --list FILE or pipe the list on stdin")
-        source_cfg = cfg.registry(from_) if from_ else None
-        planned, invalid = plan_jobs(
-            lines,
-            source_registry=source_cfg.host if source_cfg else None,
-            source_prefix=source_cfg.path_prefix if source_cfg else "",
-            target_rewrite=target_rewrite,
-        )
+        plan = plan_list(cfg, lines, source=from_, target=to)
+        planned, invalid, target = plan.planned, plan.invalid, plan.target
     if check:
         code = _check(cfg, planned, invalid, target.host, opts, src_insecure, skip_verify, console)
         raise typer.Exit(code)
     blob_cache = open_cache(cfg, cache)
-    summary = _run(
-        cfg,
-        planned,
-        target,
-        opts,
-        src_insecure,
-        dst_insecure,
-        skip_verify,
-        json_output,
-        console,
-        blob_cache,
-    )
+    renderer = make_renderer(json_output, console)
+    try:
+        summary = run_copy(
+            cfg,
+            planned,
+            target,
+            opts,
+            renderer,
+            src_insecure=src_insecure,
+            dst_insecure=dst_insecure,
+            skip_verify=skip_verify,
+            blob_cache=blob_cache,
+        )
+    finally:
+        renderer.close()
     if not json_output:
         print_summary(console, summary, [(i.text, i.reason) for i in invalid])
     failed = summary.failed or summary.invalid or invalid
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
-
-
-def _run(
-    cfg: Config,
-    planned,
-    target,
-    opts,
-    src_insecure,
-    dst_insecure,
-    skip_verify,
-    json_output,
-    console,
-    blob_cache,
-) -> RunSummary:
-    """Run the engine once per source registry (lists may mix registries)."""
-    by_source: dict[str, list[CopyJob]] = defaultdict(list)
-    for p in planned:
-        by_source[p.source_registry].append(p.job)
-    renderer = make_renderer(json_output, console)
-    destination = RegistryDestination(
-        open_client(target, opts.maxconn, insecure=dst_insecure, skip_verify=skip_verify)
-    )
-    total: RunSummary | None = None
-    try:
-        for source_host, jobs in by_source.items():
-            source_cfg = cfg.registry(source_host)
-            source = RegistrySource(
-                open_client(
-                    source_cfg, opts.maxconn, insecure=src_insecure, skip_verify=skip_verify
-                )
-            )
-            if blob_cache:
-                source = CachingSource(source, blob_cache)
-            opts.same_registry = source_cfg.host == target.host
-            try:
-                summary = copy_images(source, destination, jobs, opts, renderer)
-            finally:
-                source.close()
-            total = summary if total is None else _merge(total, summary)
-    finally:
-        renderer.close()
-        destination.close()
-        if blob_cache:
-            blob_cache.evict()
-    return total or RunSummary([])
-
-
-def _merge(a: RunSummary, b: RunSummary) -> RunSummary:
-    return RunSummary(
-        a.images + b.images,
-        a.blobs_copied + b.blobs_copied,
-        a.blobs_skipped + b.blobs_skipped,
-        a.blobs_mounted + b.blobs_mounted,
-        a.bytes_sent + b.bytes_sent,
-        a.seconds + b.seconds,
-    )
 
 
 def _check(
@@ -208,33 +143,17 @@ def _check(
 ) -> int:
     """Resolve every source image and print `source -> target`; copy nothing."""
     problems = [(i.text, i.reason) for i in invalid]
-    clients = {}
-    try:
-        for p in planned:
-            job = p.job
-            if p.source_registry not in clients:
-                clients[p.source_registry] = open_client(
-                    cfg.registry(p.source_registry),
-                    2,
-                    insecure=src_insecure,
-                    skip_verify=skip_verify,
-                )
-            target = f"{target_host}/{job.target_label}"
-            try:
-                manifest = clients[p.source_registry].get_manifest(
-                    job.source_repository, job.source_reference
-                )
-                console.print(
-                    f"{p.source_registry}/{job.source_repository}:{job.source_reference} -> {target}  "
-                    f"({manifest.digest[:19]})",
-                    markup=False,
-                    highlight=False,
-                )
-            except Exception as e:  # report every problem, keep checking
-                problems.append((job.label, str(e)))
-    finally:
-        for client in clients.values():
-            client.close()
+    for result in check_images(
+        cfg, planned, target_host, insecure=src_insecure, skip_verify=skip_verify
+    ):
+        if result.ok:
+            console.print(
+                f"{result.source} -> {result.target}  ({result.digest[:19]})",
+                markup=False,
+                highlight=False,
+            )
+        else:
+            problems.append((result.planned.job.label, result.error))
     for text, reason in problems:
         console.print(f"invalid: {text}: {reason}", markup=False, highlight=False)
     console.print(
