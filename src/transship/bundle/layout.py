@@ -1,0 +1,152 @@
+"""The index files that make a tar of `blobs/sha256/<hex>` members loadable by other tools.
+
+One archive is at the same time:
+- an OCI image layout (`oci-layout`, `index.json` naming each image with
+  `org.opencontainers.image.ref.name` and containerd's `io.containerd.image.name`),
+  read by `skopeo copy oci-archive:`, `podman load`, `ctr import`, `docker load` (25+);
+- a docker-archive (`manifest.json` with `Config`, `RepoTags`, `Layers` pointing at the
+  same blob files), read by `docker load` and `skopeo copy docker-archive:`.
+
+A docker-archive cannot carry an index: for a multi-platform image its `manifest.json`
+entry is the one child matching the chosen platform (the OCI index keeps them all).
+Layers stay byte-identical (gzip included): `docker load` and skopeo accept them.
+"""
+
+from __future__ import annotations
+
+import json
+import platform as host_platform
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from transship.errors import ReferenceError_
+from transship.oci import mediatypes as mt
+from transship.oci.descriptor import Platform
+from transship.oci.manifest import ImageIndex, ImageManifest, RawManifest
+from transship.reference import DOCKER_HUB, ImageReference
+
+OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
+REF_NAME = "org.opencontainers.image.ref.name"
+CONTAINERD_NAME = "io.containerd.image.name"
+
+
+def blob_path(digest: str) -> str:
+    algorithm, hex_part = digest.split(":", 1)
+    return f"blobs/{algorithm}/{hex_part}"
+
+
+def default_platform() -> Platform:
+    machine = host_platform.machine().lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        machine, machine
+    )
+    return Platform("linux", arch)
+
+
+def full_image_name(target: str) -> str:
+    """`app:1` → `docker.io/library/app:1`, as containerd and Docker name images."""
+    try:
+        return str(ImageReference.parse(target, default_registry=DOCKER_HUB).tagged_or_latest)
+    except ReferenceError_:
+        return target
+
+
+@dataclass
+class LayoutImage:
+    """One image to list: its name (repository:tag, or None for an untagged image), its
+    top manifest, and the children of an index by digest."""
+
+    name: str | None
+    manifest: RawManifest
+    children: dict[str, RawManifest] = field(default_factory=dict)
+
+
+def select_platform(image: LayoutImage, want: Platform) -> RawManifest | None:
+    """The image manifest a docker-archive gets: the manifest itself, or the child of an
+    index matching `want` (else the first child with a known platform, else the first)."""
+    parsed = image.manifest.parse()
+    if isinstance(parsed, ImageManifest):
+        return image.manifest
+    assert isinstance(parsed, ImageIndex)
+    candidates = [d for d in parsed.manifests if mt.is_image_manifest(d.media_type)]
+    chosen = next((d for d in candidates if want.matches(d.platform)), None)
+    if chosen is None:
+        chosen = next(
+            (d for d in candidates if d.platform and d.platform.os != "unknown"), None
+        ) or (candidates[0] if candidates else None)
+    if chosen is None:
+        return None
+    return image.children.get(chosen.digest)
+
+
+def index_json(images: Iterable[LayoutImage]) -> bytes:
+    entries = []
+    for image in images:
+        desc = image.manifest.descriptor.to_json()
+        if image.name:
+            desc["annotations"] = {
+                CONTAINERD_NAME: full_image_name(image.name),
+                REF_NAME: image.name,
+            }
+        entries.append(desc)
+    doc = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries}
+    return json.dumps(doc, indent=2).encode()
+
+
+def docker_manifest_json(
+    images: Iterable[LayoutImage], platform: Platform, has_blob: Callable[[str], bool]
+) -> bytes:
+    """`manifest.json` of a docker-archive; images whose blobs are not all in the archive
+    (left to a parent bundle) or that are not container images are left out."""
+    by_manifest: dict[str, dict[str, object]] = {}
+    for image in images:
+        manifest = select_platform(image, platform)
+        if manifest is None:
+            continue
+        parsed = manifest.parse()
+        if not isinstance(parsed, ImageManifest):
+            continue
+        if parsed.config.media_type not in (mt.DOCKER_CONFIG, mt.OCI_CONFIG):
+            continue  # an artifact, not something docker can run
+        if not all(has_blob(d.digest) for d in parsed.blobs):
+            continue
+        entry = by_manifest.setdefault(
+            manifest.digest,
+            {
+                "Config": blob_path(parsed.config.digest),
+                "RepoTags": [],
+                "Layers": [blob_path(d.digest) for d in parsed.layers],
+            },
+        )
+        tags = entry["RepoTags"]
+        assert isinstance(tags, list)
+        if image.name and "@" not in image.name and image.name not in tags:
+            tags.append(image.name)
+    return json.dumps(list(by_manifest.values()), indent=2).encode()
+
+
+def layout_members(
+    images: list[LayoutImage], platform: Platform, has_blob: Callable[[str], bool]
+) -> list[tuple[str, bytes]]:
+    """The small files that end the archive, after all blobs."""
+    complete = [i for i in images if _complete(i, has_blob)]
+    return [
+        ("oci-layout", OCI_LAYOUT),
+        ("index.json", index_json(complete)),
+        ("manifest.json", docker_manifest_json(complete, platform, has_blob)),
+    ]
+
+
+def _complete(image: LayoutImage, has_blob: Callable[[str], bool]) -> bool:
+    """All manifests and blobs of the image are in the archive (an OCI layout may not
+    reference blobs it lacks)."""
+    manifests = [image.manifest, *image.children.values()]
+    for manifest in manifests:
+        if not has_blob(manifest.digest):
+            return False
+        parsed = manifest.parse()
+        if isinstance(parsed, ImageManifest) and not all(has_blob(d.digest) for d in parsed.blobs):
+            return False
+        if isinstance(parsed, ImageIndex) and not all(has_blob(d.digest) for d in parsed.manifests):
+            return False
+    return True

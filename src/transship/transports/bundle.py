@@ -1,0 +1,261 @@
+"""`bundle:PATH.meta.json` — a transship bundle as a Destination (save) and a Source (load).
+
+Saving: the engine copies images into a `BundleDestination` as into any other target.
+Blobs carried by `--since` parent bundles, or already written by an interrupted run of the
+same save, count as present (`has_blob`), so they are neither fetched nor stored again.
+Manifests are recorded as they arrive; `commit()` checks that every blob each image needs
+is in the bundle or a parent, then writes the meta file — last, atomically.
+`abort()` writes no meta, and leaves data files and journals for a re-run to resume.
+
+The source reference of each image (what the user asked for) is not part of the
+Destination interface; tell it with `record_source(repository, tag, source)` before or
+after copying the image. Images without one get their target name as source.
+
+Loading: `BundleSource` verifies every data file on opening (unless told not to) and
+serves manifests from the meta and blobs from the data files, each digest verified as it
+streams. `check_parents(destination)` must pass before an incremental bundle is loaded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from transship.bundle.chain import ParentChain, check_parents_loaded, left_to_parents
+from transship.bundle.codecs import BlobCodec
+from transship.bundle.meta import META_SUFFIX, BundleMeta, ImageEntry, ManifestEntry
+from transship.bundle.reader import BundleReader
+from transship.bundle.writer import BundleWriter
+from transship.errors import BundleError, ConfigError, NotFoundError
+from transship.oci import mediatypes as mt
+from transship.oci.descriptor import Descriptor, Platform
+from transship.oci.digest import is_digest
+from transship.oci.manifest import ImageIndex, RawManifest
+from transship.transports.base import Destination, ImageLocation, ProgressCallback, Source
+
+
+def split_meta_path(path: str | Path) -> tuple[Path, str]:
+    """(folder, bundle name) of `DIR/NAME.meta.json`; a folder gives name `bundle`."""
+    path = Path(path)
+    if path.name.endswith(META_SUFFIX):
+        return path.parent, path.name[: -len(META_SUFFIX)]
+    if path.suffix:
+        raise ConfigError(f"bundle path {path} must end in {META_SUFFIX} or be a folder")
+    return path, "bundle"
+
+
+class _ManifestRecorder:
+    """What put_manifest received, turned into the meta's image list at the end."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.manifests: dict[str, RawManifest] = {}
+        self.tagged: dict[tuple[str, str], str] = {}  # (repository, tag) -> digest
+        self.by_digest: dict[tuple[str, str], None] = {}  # (repository, digest), in order
+        self.sources: dict[tuple[str, str | None], str] = {}
+
+    def put(self, repository: str, reference: str, manifest: RawManifest) -> None:
+        with self._lock:
+            self.manifests[manifest.digest] = manifest
+            if is_digest(reference):
+                if reference != manifest.digest:
+                    raise BundleError(
+                        f"manifest stored under {reference} hashes to {manifest.digest}"
+                    )
+                self.by_digest[(repository, reference)] = None
+            else:
+                self.tagged[(repository, reference)] = manifest.digest
+
+    def has(self, repository: str, reference: str, digest: str) -> bool:
+        with self._lock:
+            if is_digest(reference):
+                return (repository, reference) in self.by_digest
+            return self.tagged.get((repository, reference)) == digest
+
+    def images(self) -> list[ImageEntry]:
+        children: set[str] = set()
+        for manifest in self.manifests.values():
+            if mt.is_index(manifest.media_type):
+                parsed = manifest.parse()
+                assert isinstance(parsed, ImageIndex)
+                children.update(d.digest for d in parsed.manifests)
+        tops = [(repo, tag, digest) for (repo, tag), digest in self.tagged.items()]
+        tagged_digests = {(repo, digest) for repo, _, digest in tops}
+        tops += [
+            (repo, None, digest)
+            for repo, digest in self.by_digest
+            if digest not in children and (repo, digest) not in tagged_digests
+        ]
+        return [self._image(repo, tag, digest) for repo, tag, digest in tops]
+
+    def _image(self, repository: str, tag: str | None, digest: str) -> ImageEntry:
+        manifest = self.manifests[digest]
+        target = f"{repository}:{tag}" if tag else f"{repository}@{digest}"
+        child_entries = []
+        if mt.is_index(manifest.media_type):
+            parsed = manifest.parse()
+            assert isinstance(parsed, ImageIndex)
+            for desc in parsed.manifests:
+                child = self.manifests.get(desc.digest)
+                if child is None:
+                    raise BundleError(
+                        f"image {target}: its index lists {desc.digest}"
+                        f"{' (' + str(desc.platform) + ')' if desc.platform else ''}, "
+                        "which was not copied into the bundle"
+                    )
+                platform = str(desc.platform) if desc.platform else None
+                child_entries.append(ManifestEntry.of(child, platform))
+        return ImageEntry(
+            source=self.sources.get((repository, tag)) or target,
+            target=target,
+            repository=repository,
+            tag=tag,
+            manifest=ManifestEntry.of(manifest),
+            children=child_entries,
+        )
+
+
+class BundleDestination(Destination):
+    name = "bundle"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        workers: int = 4,
+        volume_size: int | None = None,
+        single_file: bool = False,
+        since: Iterable[str | Path] = (),
+        codec: BlobCodec | None = None,
+        options: dict[str, object] | None = None,
+        platform: Platform | None = None,
+        overwrite: bool = False,
+    ):
+        directory, name = split_meta_path(path)
+        self.chain = ParentChain.load(since)
+        self.writer = BundleWriter(
+            directory,
+            name,
+            workers=workers,
+            volume_size=volume_size,
+            single_file=single_file,
+            codec=codec,
+            options={
+                **(options or {}),
+                "since": [Path(p).name for p in since],
+            },
+            platform=platform,
+            overwrite=overwrite,
+        )
+        self.meta_path = self.writer.meta_path
+        self.meta: BundleMeta | None = None
+        self._recorder = _ManifestRecorder()
+
+    @property
+    def resumed_blobs(self) -> int:
+        """Blobs found complete and verified from an interrupted earlier run."""
+        return self.writer.resumed
+
+    def record_source(self, repository: str, tag: str | None, source: str) -> None:
+        """Say where the image stored as `repository:tag` came from (kept in the meta)."""
+        self._recorder.sources[(repository, tag)] = source
+
+    def has_blob(self, repository: str, desc: Descriptor) -> bool:
+        return self.writer.has_blob(desc.digest) or self.chain.carries(desc.digest)
+
+    def put_blob(
+        self,
+        repository: str,
+        desc: Descriptor,
+        chunks: Iterable[bytes],
+        progress: ProgressCallback | Callable[[int], None] | None = None,
+    ) -> None:
+        self.writer.put_blob(desc, chunks, progress)
+
+    def has_manifest(self, repository: str, reference: str, digest: str) -> bool:
+        return self._recorder.has(repository, reference, digest)
+
+    def put_manifest(self, repository: str, reference: str, manifest: RawManifest) -> None:
+        self._recorder.put(repository, reference, manifest)
+
+    def commit(self) -> None:
+        images = self._recorder.images()
+        parents = left_to_parents(images, self.writer.has_blob, self.chain)
+        self.meta = self.writer.commit(images, parents)
+
+    def abort(self) -> None:
+        self.writer.abort()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class BundleSource(Source):
+    name = "bundle"
+
+    def __init__(self, meta_path: str | Path, *, verify: bool = True, workers: int = 4):
+        self.reader = BundleReader(meta_path, workers=workers)
+        self.meta = self.reader.meta
+        self.workers = workers
+        self._tagged: dict[tuple[str, str], ImageEntry] = {}
+        self._manifests: dict[str, ManifestEntry] = {}
+        for image in self.meta.images:
+            if image.tag:
+                self._tagged[(image.repository, image.tag)] = image
+            for entry in image.manifests():
+                self._manifests[entry.digest] = entry
+        if verify:
+            self.reader.verify()
+
+    def verify(self) -> None:
+        self.reader.verify()
+
+    def images(self) -> list[ImageEntry]:
+        return list(self.meta.images)
+
+    def locations(self) -> list[ImageLocation]:
+        return [
+            ImageLocation(i.repository, i.tag, None if i.tag else i.manifest.digest)
+            for i in self.meta.images
+        ]
+
+    def get_manifest(self, repository: str, reference: str) -> RawManifest:
+        if is_digest(reference):
+            entry = self._manifests.get(reference)
+        else:
+            image = self._tagged.get((repository, reference))
+            entry = image.manifest if image else None
+        if entry is None:
+            known = ", ".join(i.target for i in self.meta.images[:5])
+            raise NotFoundError(
+                f"bundle {self.reader.name} has no image {repository}:{reference} "
+                f"(it holds {known}{', ...' if len(self.meta.images) > 5 else ''})"
+            )
+        return entry.raw()
+
+    @contextmanager
+    def _open(self, desc: Descriptor, offset: int) -> Iterator[BinaryIO]:
+        stream = self.reader.open_blob(desc.digest, offset)
+        try:
+            yield stream
+        finally:
+            stream.close()
+
+    def open_blob(self, repository: str, desc: Descriptor, offset: int = 0):  # type: ignore[override]
+        return self._open(desc, offset)
+
+    def list_tags(self, repository: str) -> list[str]:
+        return [i.tag for i in self.meta.images if i.repository == repository and i.tag]
+
+    def check_parents(
+        self,
+        has_blob: Callable[[str, Descriptor], bool],
+        repository_for: Callable[[ImageEntry], str] = lambda image: image.repository,
+    ) -> None:
+        """Before loading: raise MissingParentError naming the parent bundle to load first
+        unless the target (`has_blob`, e.g. a Destination's) holds every blob this bundle
+        left to its parents."""
+        check_parents_loaded(self.meta, self.reader.name, has_blob, repository_for, self.workers)
