@@ -16,8 +16,15 @@ from typing import Any
 import pytest
 
 from tests.support.faultproxy import FaultProxy
+from tests.support.images import OCILayout
 from tests.support.pki import CertificateAuthority, ServerCertificate, TokenSigningKey
 from tests.support.registry import RegistryServer
+from tests.support.sample_images import (
+    SHARED_LAYERS_DIR,
+    SampleImages,
+    SeededRegistry,
+    build_sample_images,
+)
 from tests.support.token_issuer import TokenIssuer
 
 BASIC_USER = "alice"
@@ -25,8 +32,6 @@ BASIC_PASSWORD = "wonder-land-42"
 TOKEN_USER = "tokenuser"
 TOKEN_PASSWORD = "token-pass-42"
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_LAYERS_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "layers"
 
 # Fixtures that start servers or need system tools; tests using them get the marker.
 INTEGRATION_FIXTURES = {
@@ -37,6 +42,7 @@ INTEGRATION_FIXTURES = {
     "token_registry",
     "tls_registry",
     "fault_proxy",
+    "source_registry",
 }
 
 
@@ -199,3 +205,47 @@ def fault_proxy() -> Iterator[Callable[..., FaultProxy]]:
     yield make
     for proxy in proxies:
         proxy.stop()
+
+
+# -- test images -----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def shared_layers() -> Path:
+    """../shared/fixtures/layers (real layers; see its README for digests)."""
+    if not (SHARED_LAYERS_DIR / "README.md").is_file():
+        message = f"shared layer fixtures not found at {SHARED_LAYERS_DIR}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return SHARED_LAYERS_DIR
+
+
+@pytest.fixture(scope="session")
+def sample_images(tmp_path_factory: pytest.TempPathFactory) -> SampleImages:
+    """The sample catalogue (tiny, oci-single, docker-single, oci-multi, docker-multi, zstd)
+    as one OCI layout on disk; push with sample_images.push(registry, name, "repo:tag")."""
+    return build_sample_images(tmp_path_factory.mktemp("samples") / "layout")
+
+
+@pytest.fixture(scope="session")
+def source_registry(
+    registry_session_factory: RegistryFactory, sample_images: SampleImages
+) -> SeededRegistry:
+    """A dedicated plain registry holding every sample as samples/NAME:v1.
+
+    source_registry["oci-multi"].reference -> "127.0.0.1:PORT/samples/oci-multi:v1";
+    .digest, .manifests, .blobs give what a faithful copy must reproduce. Read-only by
+    convention: tests must not push to or delete from it.
+    """
+    require_tools("skopeo")
+    server = registry_session_factory()
+    return SeededRegistry(server, sample_images.push_all(server))
+
+
+@pytest.fixture
+def image_layout(tmp_path: Path) -> Callable[[str], OCILayout]:
+    """Factory: image_layout("name") -> an empty OCILayout under tmp_path."""
+
+    def make(name: str = "layout") -> OCILayout:
+        return OCILayout.create(tmp_path / name)
+
+    return make

@@ -4,18 +4,37 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import ssl
+import subprocess
 import time
 
 import httpx
 import pytest
 
-from tests.conftest import BASIC_PASSWORD, BASIC_USER, TOKEN_PASSWORD, TOKEN_USER
+from tests.conftest import (
+    BASIC_PASSWORD,
+    BASIC_USER,
+    TOKEN_PASSWORD,
+    TOKEN_USER,
+    require_tools,
+)
 from tests.support.faultproxy import FaultProxy
+from tests.support.images import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_LAYER_ZSTD,
+    OCI_MANIFEST,
+    child_images,
+    skopeo_inspect,
+)
 from tests.support.pki import TokenSigningKey, libtrust_key_id
 from tests.support.registry import RegistryServer
+from tests.support.sample_images import SampleImages, SeededRegistry, build_sample_images
 
 
 def _bearer_challenge(response: httpx.Response) -> dict[str, str]:
@@ -306,3 +325,144 @@ def test_fault_proxy_cuts_uploads(registry: RegistryServer, fault_proxy) -> None
 def test_fault_proxy_refuses_non_loopback_upstream() -> None:
     with pytest.raises(ValueError, match="loopback"):
         FaultProxy("192.0.2.1", 5000)
+
+
+# -- test images -----------------------------------------------------------------------------------
+def _sha256(path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_sample_layout_is_a_valid_oci_layout(sample_images: SampleImages) -> None:
+    layout = sample_images.layout
+    assert json.loads((layout.path / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
+    index = json.loads((layout.path / "index.json").read_text())
+    tags = {m["annotations"]["org.opencontainers.image.ref.name"]: m for m in index["manifests"]}
+    assert set(tags) == set(sample_images.names)
+    for blob_file in (layout.path / "blobs" / "sha256").iterdir():
+        assert _sha256(blob_file) == "sha256:" + blob_file.name
+    for name, built in sample_images.images.items():
+        assert tags[name]["digest"] == built.digest
+        for image in child_images(built):
+            config = json.loads(layout.blob_path(image.config.digest).read_bytes())
+            assert config["rootfs"]["diff_ids"] == [layer.diff_id for layer in image.layers]
+            layered_history = [h for h in config["history"] if not h.get("empty_layer")]
+            assert len(layered_history) == len(image.layers)
+            assert config["architecture"] == image.platform.architecture
+            manifest = image.manifest.json
+            assert [d["digest"] for d in manifest["layers"]] == [lay.digest for lay in image.layers]
+
+
+def test_sample_images_have_the_promised_shapes(sample_images: SampleImages) -> None:
+    assert sample_images["oci-multi"].media_type == OCI_INDEX
+    assert len(child_images(sample_images["oci-multi"])) == 3
+    assert sample_images["docker-multi"].media_type == DOCKER_MANIFEST_LIST
+    assert {i.media_type for i in child_images(sample_images["docker-multi"])} == {DOCKER_MANIFEST}
+    assert sample_images["docker-single"].media_type == DOCKER_MANIFEST
+    layer_types = {lay.media_type for lay in sample_images["zstd"].layers}
+    assert layer_types == {OCI_LAYER, OCI_LAYER_ZSTD}
+    # The base layer is shared by the single- and multi-platform images.
+    shared = set(sample_images["oci-single"].blobs) & set(sample_images["docker-multi"].blobs)
+    assert sample_images["oci-single"].layers[0].digest in shared
+
+
+def test_sample_images_are_reproducible(sample_images: SampleImages, tmp_path) -> None:
+    again = build_sample_images(tmp_path / "again")
+    assert {n: b.digest for n, b in again.images.items()} == {
+        n: b.digest for n, b in sample_images.images.items()
+    }
+
+
+def test_real_layer_diff_id_matches_fixture_readme(shared_layers, image_layout) -> None:
+    layout = image_layout()
+    layer = layout.add_layer_file(shared_layers / "layer-pax.tar.go-stdlib-default.gz")
+    readme = (shared_layers / "README.md").read_text()
+    assert layer.compression == "gzip"
+    assert layer.digest[7:] in readme
+    assert f"diff_id of every layer-pax.tar.*.gz: {layer.diff_id}" in readme
+
+
+def test_umoci_reads_sample_oci_image(sample_images: SampleImages, tmp_path) -> None:
+    require_tools("umoci")
+    layout = sample_images.layout.path
+    stat = subprocess.run(
+        ["umoci", "stat", "--json", "--image", f"{layout}:oci-single"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert stat.returncode == 0, stat.stderr
+    history = json.loads(stat.stdout)["history"]
+    assert len([h for h in history if not h.get("empty_layer")]) == 3
+
+
+def test_source_registry_serves_exact_manifests_and_blobs(source_registry: SeededRegistry) -> None:
+    server = source_registry.server
+    accept = ", ".join([OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST])
+    with httpx.Client(base_url=server.url, headers={"Accept": accept}) as client:
+        for pushed in source_registry.images.values():
+            rc, raw, err = skopeo_inspect(server, f"{pushed.repository}:{pushed.tag}", raw=True)
+            assert rc == 0, err
+            assert raw == pushed.manifest.raw
+            for digest, manifest in pushed.manifests.items():
+                response = client.get(f"/v2/{pushed.repository}/manifests/{digest}")
+                assert response.status_code == 200
+                assert response.content == manifest.raw
+                assert response.headers["content-type"] == manifest.media_type
+            for digest, size in pushed.blobs.items():
+                head = client.head(f"/v2/{pushed.repository}/blobs/{digest}")
+                assert head.status_code == 200
+                assert int(head.headers["content-length"]) == size
+
+
+# -- skopeo against every kind of registry -------------------------------------------------------
+def _skopeo_inspect_with(server: RegistryServer, reference: str, *flags: str):
+    return subprocess.run(
+        ["skopeo", "inspect", *flags, f"docker://{server.host}/{reference}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_skopeo_push_and_inspect_with_basic_auth(
+    basic_auth_registry: RegistryServer, sample_images: SampleImages
+) -> None:
+    pushed = sample_images.push(basic_auth_registry, "tiny", "selftest/basic:v1")
+    rc, raw, err = skopeo_inspect(basic_auth_registry, "selftest/basic:v1", raw=True)
+    assert rc == 0, err
+    assert raw == pushed.manifest.raw
+    wrong = _skopeo_inspect_with(
+        basic_auth_registry, "selftest/basic:v1", "--tls-verify=false", f"--creds={BASIC_USER}:no"
+    )
+    assert wrong.returncode != 0
+    assert "unauthorized" in wrong.stderr.lower()
+
+
+def test_skopeo_push_and_inspect_with_token_auth(
+    token_registry: RegistryServer, sample_images: SampleImages
+) -> None:
+    issuer = token_registry.token_issuer
+    pushed = sample_images.push(token_registry, "oci-multi", "selftest/token:v1")
+    scopes = issuer.count_by_scope()
+    assert any("selftest/token" in scope and "push" in scope for scope in scopes)
+    rc, raw, err = skopeo_inspect(token_registry, "selftest/token:v1", raw=True)
+    assert rc == 0, err
+    assert raw == pushed.manifest.raw
+    wrong = _skopeo_inspect_with(
+        token_registry, "selftest/token:v1", "--tls-verify=false", f"--creds={TOKEN_USER}:no"
+    )
+    assert wrong.returncode != 0
+    assert not issuer.requests[-1].granted
+
+
+def test_skopeo_push_and_inspect_over_tls(
+    tls_registry: RegistryServer, sample_images: SampleImages
+) -> None:
+    pushed = sample_images.push(tls_registry, "docker-single", "selftest/tls:v1")
+    rc, raw, err = skopeo_inspect(tls_registry, "selftest/tls:v1", raw=True)
+    assert rc == 0, err
+    assert raw == pushed.manifest.raw
+    untrusted = _skopeo_inspect_with(tls_registry, "selftest/tls:v1", "--tls-verify=true")
+    assert untrusted.returncode != 0
+    assert "certificate" in untrusted.stderr.lower()

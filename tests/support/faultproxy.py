@@ -269,6 +269,7 @@ class FaultProxy:
     def _serve_connection(self, client: socket.socket) -> None:
         upstream: socket.socket | None = None
         self._track(client, True)
+        _no_delay(client)
         try:
             client_reader = _SocketReader(client)
             upstream_reader: _SocketReader | None = None
@@ -288,6 +289,7 @@ class FaultProxy:
                         self._track(upstream, False)
                         _close_quietly(upstream)
                     upstream = socket.create_connection(self.upstream, timeout=60)
+                    _no_delay(upstream)
                     self._track(upstream, True)
                     upstream_reader = _SocketReader(upstream)
                 assert upstream_reader is not None
@@ -590,6 +592,12 @@ def _peer_closed(sock: socket.socket) -> bool:
         return False
     except OSError:
         return True
+
+
+def _no_delay(sock: socket.socket) -> None:
+    """Heads and bodies go out in separate writes; Nagle would hold the second one back."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _reset(sock: socket.socket) -> None:
