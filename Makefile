@@ -10,7 +10,7 @@ install: system
 	$(PYTHON) -m pip install -q -e '.[test]'
 
 test: install
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q --timeout=900
 
 demo:
 	@echo "demo: not written yet" >&2; exit 1

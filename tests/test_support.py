@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import httpx
+import jwt
 import pytest
 
 from tests.conftest import (
@@ -466,3 +467,18 @@ def test_skopeo_push_and_inspect_over_tls(
     untrusted = _skopeo_inspect_with(tls_registry, "selftest/tls:v1", "--tls-verify=true")
     assert untrusted.returncode != 0
     assert "certificate" in untrusted.stderr.lower()
+
+
+def test_token_issuer_anonymous_gets_pull_only(fresh_registry) -> None:
+    server = fresh_registry(auth="token", token_options={"allow_anonymous": True})
+    challenge = _bearer_challenge(httpx.get(f"{server.url}/v2/"))
+    answer = httpx.get(
+        challenge["realm"],
+        params={"service": challenge["service"], "scope": "repository:selftest/anon:pull,push"},
+    )
+    assert answer.status_code == 200
+    claims = jwt.decode(answer.json()["token"], options={"verify_signature": False})
+    assert claims["access"] == [
+        {"type": "repository", "name": "selftest/anon", "actions": ["pull"]}
+    ]
+    assert server.token_issuer.requests[-1].username is None
