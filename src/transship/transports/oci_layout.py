@@ -16,7 +16,8 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -99,42 +100,61 @@ def manifest_from_entry(entry: dict[str, Any], data: bytes, where: str) -> RawMa
     return RawManifest(data, detect_media_type(data, entry.get("mediaType")), digest)
 
 
-class OCILayoutSource(Source):
+class LayoutSourceBase(Source):
+    """Reading an OCI layout, wherever its files are (a folder, a tar archive)."""
+
+    where: str
+    ref: str | None
+    _entries: list[dict[str, Any]]
+
+    @abstractmethod
+    def read_blob_bytes(self, digest: str) -> bytes:
+        """A small blob (a manifest) whole; NotFoundError if absent."""
+
+    def locations(self) -> list[ImageLocation]:
+        return locations_of(self._entries)
+
+    def index_entry(self, repository: str, reference: str) -> dict[str, Any]:
+        if is_digest(reference):
+            entry = next((e for e in self._entries if e.get("digest") == reference), {})
+            return {**entry, "digest": reference}
+        if self.ref is not None and reference in ("", "latest") and not repository:
+            return find_in_index(self._entries, "", self.ref, self.where)
+        return find_in_index(self._entries, repository, reference, self.where)
+
+    def get_manifest(self, repository: str, reference: str) -> RawManifest:
+        entry = self.index_entry(repository, reference)
+        data = self.read_blob_bytes(entry["digest"])
+        return manifest_from_entry(entry, data, self.where)
+
+    def list_tags(self, repository: str) -> list[str]:
+        return [loc.tag for loc in self.locations() if loc.repository == repository and loc.tag]
+
+
+class OCILayoutSource(LayoutSourceBase):
     name = "oci"
 
     def __init__(self, root: str | Path, ref: str | None = None):
         self.root = Path(root)
         self.ref = ref
+        self.where = f"oci:{self.root}"
         if not (self.root / "index.json").is_file():
             raise NotFoundError(f"{self.root} is not an OCI image layout (no index.json)")
-        self._entries = read_index_entries((self.root / "index.json").read_bytes(), str(self.root))
+        self._entries = read_index_entries((self.root / "index.json").read_bytes(), self.where)
 
-    def locations(self) -> list[ImageLocation]:
-        return locations_of(self._entries)
-
-    def get_manifest(self, repository: str, reference: str) -> RawManifest:
-        where = f"oci:{self.root}"
-        if is_digest(reference):
-            entry = next((e for e in self._entries if e.get("digest") == reference), {})
-            entry = {**entry, "digest": reference}
-        elif self.ref is not None and reference in ("", "latest") and not repository:
-            entry = find_in_index(self._entries, "", self.ref, where)
-        else:
-            entry = find_in_index(self._entries, repository, reference, where)
-        path = blob_file(self.root, entry["digest"])
+    def read_blob_bytes(self, digest: str) -> bytes:
         try:
-            data = path.read_bytes()
+            return blob_file(self.root, digest).read_bytes()
         except FileNotFoundError:
-            raise NotFoundError(f"{where}: manifest {entry['digest']} is missing") from None
-        return manifest_from_entry(entry, data, where)
+            raise NotFoundError(f"{self.where}: blob {digest} is missing") from None
 
     @contextmanager
-    def _open(self, desc: Descriptor, offset: int):
+    def _open(self, desc: Descriptor, offset: int) -> Iterator[BinaryIO]:
         path = blob_file(self.root, desc.digest)
         try:
             f = open(path, "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:
-            raise NotFoundError(f"oci:{self.root}: blob {desc.digest} is missing") from None
+            raise NotFoundError(f"{self.where}: blob {desc.digest} is missing") from None
         try:
             f.seek(offset)
             yield f
@@ -145,9 +165,6 @@ class OCILayoutSource(Source):
         self, repository: str, desc: Descriptor, offset: int = 0
     ) -> AbstractContextManager[BinaryIO]:
         return self._open(desc, offset)
-
-    def list_tags(self, repository: str) -> list[str]:
-        return [loc.tag for loc in self.locations() if loc.repository == repository and loc.tag]
 
 
 def write_verified_file(
