@@ -187,23 +187,20 @@ class ContentCollector:
         lengths = array("Q")
         fds = [os.open(p, os.O_RDONLY) for p in self._spill_paths]
         try:
-            i = 0
-            while i < len(order):
+            for group in _frame_groups(order, self._length, frame_size):
                 start = counter.count
-                plain = 0
-                count = 0
-                writer = cctx.stream_writer(counter, closefd=False, write_return_read=True)
-                while i < len(order) and (count == 0 or plain < frame_size):
-                    pos = order[i]
+                plain = sum(self._length[pos] for pos in group)
+                # The frame's size goes in its header: any zstd can then list and check it.
+                writer = cctx.stream_writer(
+                    counter, size=plain, closefd=False, write_return_read=True
+                )
+                for pos in group:
                     length = self._length[pos]
                     _copy_range(fds[self._spill_id[pos]], self._offset[pos], length, writer)
                     digests += digest_of[pos]
                     lengths.append(length)
-                    plain += length
-                    count += 1
-                    i += 1
                 writer.flush(zstandard.FLUSH_FRAME)
-                frames.append(FrameInfo(start, counter.count - start, plain, count))
+                frames.append(FrameInfo(start, counter.count - start, plain, len(group)))
         finally:
             for fd in fds:
                 os.close(fd)
@@ -283,6 +280,20 @@ class CollectorSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _frame_groups(order: list[int], lengths: array, frame_size: int) -> Iterator[list[int]]:
+    """Consecutive runs of contents of about `frame_size` bytes (a content never splits)."""
+    group: list[int] = []
+    plain = 0
+    for pos in order:
+        group.append(pos)
+        plain += lengths[pos]
+        if plain >= frame_size:
+            yield group
+            group, plain = [], 0
+    if group:
+        yield group
 
 
 def _copy_range(fd: int, offset: int, length: int, writer: object) -> None:
