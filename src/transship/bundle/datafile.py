@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from transship.bundle.tarfmt import EOF_MARKER, member_header, padding
 from transship.errors import BundleError, DigestMismatchError
@@ -32,6 +32,11 @@ def io_error(path: Path, error: OSError, doing: str = "writing") -> BundleError:
     if error.errno == errno.EDQUOT:
         return BundleError(f"disk quota exceeded while {doing} {path}")
     return BundleError(f"cannot {doing.removesuffix('ing')} {path}: {error.strerror or error}")
+
+
+def _write_some(file: BinaryIO, data: memoryview) -> int:
+    """One write call (a seam for tests that simulate a full disk)."""
+    return file.write(data) or 0
 
 
 @dataclass(frozen=True)
@@ -80,8 +85,7 @@ class DataFile:
         view = memoryview(data)
         try:
             while view:
-                written = self._file.write(view)
-                view = view[written:]
+                view = view[_write_some(self._file, view) :]
         except OSError as e:
             raise io_error(self.path, e) from None
         self._hash.update(data)
