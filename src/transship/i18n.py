@@ -3,18 +3,21 @@
 Usage::
 
     from transship.i18n import t
-    typer.echo(t("offload.link.summary", linked=3, saved="1.2 MB"))
+    typer.echo(t("offload.link.linked", count=3, saved="1.2 MiB"))
 
-Messages live as plain Python dicts in ``transship.i18n_catalog.<lang>`` (``en.py``, ``zh.py``),
-keyed by dotted names that start with the command or module they belong to
-(``lint.…``, ``offload.…``). Templates use ``str.format`` fields: ``"{count} files"``.
+Messages live as plain Python dicts (``MESSAGES``) in ``transship.i18n_catalog``, one module
+per area and language: ``lint_en.py`` / ``lint_zh.py``, ``offload_en.py`` / ``offload_zh.py``…;
+``en.py`` and ``zh.py`` merge them. Keys are dotted names that start with the command or
+module they belong to (``lint.…``, ``offload.…``). Templates use ``str.format`` fields:
+``"{count} files"``.
 
 The language is chosen per call from the environment, first one set wins:
 ``TRANSSHIP_LANG``, then the POSIX ``LC_ALL``, ``LC_MESSAGES``, ``LANG``.
 A value starting with ``zh`` (``zh``, ``zh_CN.UTF-8``, ``zh-TW``) gives Chinese; anything else English.
 
-To add a message: add the key to ``en.py`` and ``zh.py`` (tests check that both catalogues
-have the same keys and the same ``{fields}``). A key missing from a language falls back to
+To add messages: put the keys in your area's ``<area>_en.py`` and ``<area>_zh.py`` (a new
+area is just two new files; tests check that both languages have the same keys and the
+same ``{fields}``). A key missing from a language falls back to
 English; a key missing everywhere is returned as is, so a typo shows up instead of crashing.
 """
 
