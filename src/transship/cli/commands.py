@@ -2,3 +2,5 @@
 
 # One line per command module; keep sorted.
 from transship.cli import copy  # noqa: F401
+from transship.cli import lint  # noqa: F401
+from transship.cli import offload  # noqa: F401
