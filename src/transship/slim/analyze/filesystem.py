@@ -72,7 +72,8 @@ class FinalFilesystem:
         """(path, bytes under it, files under it) of the biggest directories."""
         totals: list[tuple[int, int, str]] = []
         self._dir_totals("", self.root, totals)
-        return [(p, s, n) for s, n, p in heapq.nlargest(limit, totals)]
+        biggest = heapq.nsmallest(limit, (t for t in totals if t[0]), key=lambda t: (-t[0], t[2]))
+        return [(p, s, n) for s, n, p in biggest]
 
     def _dir_totals(
         self, path: str, node: Node, out: list[tuple[int, int, str]]

@@ -26,6 +26,7 @@ class ImageInput:
     source: Source
     repository: str
     reference: str
+    spec: str = ""  # how to open `source` again (a transport spec), for `offload build`
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class ResolvedImage:
     name: str
     source: Source
     repository: str
+    reference: str
+    spec: str
     manifest_digest: str
     config_digest: str
     platform: str | None
@@ -69,6 +72,8 @@ def resolve_image(image: ImageInput, platform: Platform = DEFAULT_PLATFORM) -> R
         name=image.name,
         source=image.source,
         repository=image.repository,
+        reference=image.reference,
+        spec=image.spec or image.name,
         manifest_digest=raw.digest,
         config_digest=manifest.config.digest,
         platform=found_platform,

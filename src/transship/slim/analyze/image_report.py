@@ -9,6 +9,7 @@ from transship.slim.analyze.analyzed import AnalyzedImage
 from transship.slim.analyze.duplicates import LayerContents, find_duplicates
 from transship.slim.analyze.model import (
     ImageReport,
+    ImageSource,
     LayerInfo,
     SizedPath,
     WastedFile,
@@ -60,6 +61,9 @@ def build_image_report(
         )
     return ImageReport(
         name=image.name,
+        source=ImageSource(
+            spec=resolved.spec, repository=resolved.repository, reference=resolved.reference
+        ),
         manifest_digest=resolved.manifest_digest,
         config_digest=resolved.config_digest,
         platform=resolved.platform,

@@ -78,8 +78,17 @@ class DuplicateSummary(BaseModel):
     groups: list[DuplicateGroup] = Field(default_factory=list)  # most redundant first
 
 
+class ImageSource(BaseModel):
+    """Where an image was read from, so that `offload build` can read it again."""
+
+    spec: str  # transport spec: docker://host/repo:tag, oci:DIR:ref, bundle:META.json, ...
+    repository: str
+    reference: str
+
+
 class ImageReport(BaseModel):
     name: str
+    source: ImageSource
     manifest_digest: str
     config_digest: str
     platform: str | None = None
@@ -156,6 +165,7 @@ class ImageOffload(BaseModel):
 class OffloadRecommendation(BaseModel):
     min_images: int
     images: list[str]
+    sources: dict[str, ImageSource]  # image name -> where to read its layers
     file_count: int
     layer_bytes: int  # content bytes of the offload layer
     files: list[OffloadFile]  # sorted by path

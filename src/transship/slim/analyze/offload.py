@@ -19,6 +19,7 @@ from transship.slim.analyze.model import (
     HotColdLayer,
     HotColdReport,
     ImageOffload,
+    ImageSource,
     OffloadDirectory,
     OffloadFile,
     OffloadRecommendation,
@@ -64,6 +65,14 @@ def recommend_offload(
     return OffloadRecommendation(
         min_images=min_images,
         images=[image.name for image in images],
+        sources={
+            image.name: ImageSource(
+                spec=image.resolved.spec,
+                repository=image.resolved.repository,
+                reference=image.resolved.reference,
+            )
+            for image in images
+        },
         file_count=len(files),
         layer_bytes=sum(c.size for c in files),
         files=[

@@ -31,10 +31,6 @@ def render_report(report: AnalysisReport, console: Console, limit: int = 20) -> 
     if report.compare:
         console.print(render_compare(report.compare, limit))
         console.print()
-    for error in report.errors:
-        console.print(
-            Text(t("analyze.error.image", image=error.image, message=error.message), style="red")
-        )
 
 
 def _table(title: str, *columns: tuple[str, str]) -> Table:
