@@ -216,7 +216,8 @@ class BundleReader:
 
     def read_blob(self, digest: str, offset: int = 0) -> Iterator[bytes]:
         """The blob's bytes from `offset`; raises DigestMismatchError at the end if they
-        do not hash to `digest` (a data file changed after verification)."""
+        do not hash to `digest` (a data file changed after verification). A blob that is
+        not here raises NotFoundError at once."""
         entry = self._blobs.get(digest)
         if entry is None:
             parent = self._parents.get(digest)
@@ -226,6 +227,9 @@ class BundleReader:
                     f"bundle {parent.id} ({parent.file}); load that bundle first"
                 )
             raise NotFoundError(f"blob {digest} is not in bundle {self.name}")
+        return self._stream(entry, offset)
+
+    def _stream(self, entry: BlobEntry, offset: int) -> Iterator[bytes]:
         verifier = DigestVerifier(entry.digest, entry.size)
         chunks = get_codec(entry.encoding).decode(entry, self._source)
         for chunk in chunks:
