@@ -91,14 +91,16 @@ def run_copy(
 ) -> RunSummary:
     """Copy `planned` to `target`: one engine run per source registry, one summary.
 
-    With several source registries the listeners still see one RunStarted and one RunDone
-    for the whole list.
+    Listeners see one RunStarted and one RunDone for the whole list, however many source
+    registries it names (none too).
     """
     by_source: dict[str, list[CopyJob]] = defaultdict(list)
     for p in planned:
         by_source[p.source_registry].append(p.job)
-    inner_emit = emit if len(by_source) <= 1 else _without_run_events(emit)
-    if len(by_source) > 1:
+    # One engine run reports its own RunStarted/RunDone; for none or several, we do.
+    one_run = len(by_source) == 1
+    inner_emit = emit if one_run else _without_run_events(emit)
+    if not one_run:
         emit(ev.RunStarted(images=len(planned)))
     destination = RegistryDestination(
         open_client(target, options.maxconn, insecure=dst_insecure, skip_verify=skip_verify)
@@ -125,7 +127,7 @@ def run_copy(
         if blob_cache:
             blob_cache.evict()
     total = total or RunSummary([])
-    if len(by_source) > 1:
+    if not one_run:
         emit(run_done_event(total))
     return total
 

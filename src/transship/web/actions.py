@@ -1,0 +1,179 @@
+"""What the UI's buttons do: validate a request, then run it as a background job.
+
+Each `prepare_*` function checks the request at once (so a mistake is answered with a 400
+before anything starts) and returns the job's parameters for the history and the function
+the job thread runs. The work itself is done by the same library functions the CLI calls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from transship.config import Config
+from transship.engine import events as ev
+from transship.engine.copy import CopyOptions
+from transship.engine.jobs import InvalidLine
+from transship.engine.session import ListPlan, check_images, open_cache, plan_list, run_copy
+from transship.errors import ConfigError, UnsupportedError
+from transship.oci.descriptor import Platform
+from transship.reference import parse_image_list
+from transship.web.jobs import Job
+
+Runner = Callable[[Job], None]
+
+
+class JobRequest(BaseModel):
+    """The form: registries by their config name, the image list, tuning."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str | None = None  # empty: every line names its registry
+    target: str | None = None
+    images: str = ""
+    maxconn: int | None = Field(default=None, ge=1, le=64)
+    retries: int | None = Field(default=None, ge=0, le=20)
+    platforms: list[str] = Field(default_factory=list)
+    bundle: str | None = None  # bundle path, for save and load
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    kind: str
+    params: dict[str, Any]
+    runner: Runner
+
+
+@dataclass(frozen=True)
+class Feature:
+    available: bool
+    note: str = ""  # why it is not available
+
+
+def features() -> dict[str, Feature]:
+    """Which actions this build can run; the page disables the others and says why."""
+    bundles = Feature(False, "bundles are not available in this build yet")
+    return {
+        "check": Feature(True),
+        "copy": Feature(True),
+        "save": bundles,
+        "load": bundles,
+    }
+
+
+def prepare(kind: str, cfg: Config, request: JobRequest) -> PreparedJob:
+    feature = features().get(kind)
+    if feature is None:
+        raise UnsupportedError(f"unknown action {kind!r}")
+    if not feature.available:
+        raise UnsupportedError(f"{kind}: {feature.note}")
+    return _PREPARERS[kind](cfg, request)
+
+
+# -- check and copy ----------------------------------------------------------------------------
+def _plan(cfg: Config, request: JobRequest) -> ListPlan:
+    if not request.target:
+        raise ConfigError("choose a target registry")
+    lines = parse_image_list(request.images)
+    if not lines:
+        raise ConfigError("the image list is empty: paste one image per line")
+    return plan_list(cfg, lines, source=request.source or None, target=request.target)
+
+
+def _params(request: JobRequest, plan: ListPlan) -> dict[str, Any]:
+    return {
+        "source": request.source or "",
+        "target": request.target or "",
+        "images": len(plan.planned) + len(plan.invalid),
+    }
+
+
+def _report_invalid_lines(job: Job, invalid: list[InvalidLine]) -> None:
+    for line in invalid:
+        job.emit(
+            ev.ImageFailed(
+                image=line.text,
+                target="",
+                reason=f"line {line.line_number}: {line.reason}",
+                invalid=True,
+            )
+        )
+
+
+def prepare_check(cfg: Config, request: JobRequest) -> PreparedJob:
+    plan = _plan(cfg, request)
+    _copy_options(cfg, request)  # the same form copies next: refuse what copy would refuse
+
+    def run(job: Job) -> None:
+        job.stats.set_total(len(plan.planned) + len(plan.invalid))
+        _report_invalid_lines(job, plan.invalid)
+        job.emit(ev.RunStarted(images=len(plan.planned)))
+        started = time.monotonic()
+        ok = failed = invalid = 0
+        failures: list[tuple[str, str]] = []
+        for result in check_images(cfg, plan.planned, plan.target.host, cancel=job.cancel):
+            label = result.planned.job.label
+            if result.ok:
+                ok += 1
+                job.emit(ev.ImageDone(image=label, target=result.target, digest=result.digest))
+                continue
+            invalid += result.invalid
+            failed += not result.invalid
+            failures.append((label, result.error))
+            job.emit(
+                ev.ImageFailed(
+                    image=label, target=result.target, reason=result.error, invalid=result.invalid
+                )
+            )
+        job.emit(
+            ev.RunDone(
+                ok=ok,
+                failed=failed,
+                invalid=invalid,
+                blobs_copied=0,
+                blobs_skipped=0,
+                blobs_mounted=0,
+                bytes_sent=0,
+                seconds=time.monotonic() - started,
+                failures=tuple(failures),
+            )
+        )
+
+    return PreparedJob("check", _params(request, plan), run)
+
+
+def _copy_options(cfg: Config, request: JobRequest) -> CopyOptions:
+    try:
+        platforms = tuple(Platform.parse(p) for p in request.platforms if p.strip())
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return CopyOptions(
+        maxconn=request.maxconn or cfg.maxconn,
+        retries=cfg.retries if request.retries is None else request.retries,
+        platforms=platforms,
+    )
+
+
+def prepare_copy(cfg: Config, request: JobRequest) -> PreparedJob:
+    plan = _plan(cfg, request)
+    options = _copy_options(cfg, request)
+
+    def run(job: Job) -> None:
+        options.cancel = job.cancel
+        job.stats.set_total(len(plan.planned) + len(plan.invalid))
+        _report_invalid_lines(job, plan.invalid)
+        run_copy(
+            cfg, plan.planned, plan.target, options, job.emit, blob_cache=open_cache(cfg, None)
+        )
+
+    return PreparedJob("copy", _params(request, plan), run)
+
+
+_PREPARERS: dict[str, Callable[[Config, JobRequest], PreparedJob]] = {
+    "check": prepare_check,
+    "copy": prepare_copy,
+}

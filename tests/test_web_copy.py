@@ -1,0 +1,189 @@
+"""The web UI's API against real registries: copy and check jobs end to end, and cancel."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.support.images import skopeo_inspect
+from tests.web_support import AUTH, GateProxy, engine_events, parse_sse, ui_client
+
+COPIED = ["tiny", "oci-single", "docker-multi"]
+
+
+def _raw(registry, reference: str) -> bytes:
+    code, out, err = skopeo_inspect(registry, reference, raw=True)
+    assert code == 0, err
+    return out
+
+
+def _run_job(client, kind: str, body: dict) -> tuple[str, list]:
+    started = client.post(f"/api/{kind}", headers=AUTH, json=body)
+    assert started.status_code == 202, started.text
+    job_id = started.json()["job"]
+    stream = client.get(f"/api/jobs/{job_id}/events", headers=AUTH)
+    assert stream.status_code == 200
+    return job_id, parse_sse(stream.text)
+
+
+def test_copy_job_streams_events_and_target_gets_identical_manifests(
+    source_registry, fresh_registry
+):
+    target = fresh_registry()
+    registries = {
+        "src": {"url": f"http://{source_registry.host}"},
+        "dst": {"url": f"http://{target.host}", "repository": "mirror"},
+    }
+    images = "\n".join(f"samples/{name}:v1" for name in COPIED)
+    images += "\nsamples/does-not-exist:v1\nnot a reference!\n"
+    with ui_client(registries) as client:
+        job_id, events = _run_job(
+            client, "copy", {"source": "src", "target": "dst", "images": images}
+        )
+        messages = engine_events(events)
+        assert messages[-1]["event"] == "RunDone"
+        assert events[-1].kind == "end" and events[-1].data["status"] == "finished"
+        done = messages[-1]
+        assert (done["ok"], done["invalid"], done["failed"]) == (len(COPIED), 1, 0)
+        assert done["blobs_copied"] > 0 and done["bytes_sent"] > 0
+        finished = {m["image"]: m for m in messages if m["event"] == "ImageDone"}
+        assert set(finished) == {f"samples/{n}:v1" for n in COPIED}
+
+        stats = [e.data for e in events if e.kind == "stats"][-1]
+        assert (
+            stats["total"],
+            stats["success"],
+            stats["invalid"],
+            stats["failed"],
+            stats["remaining"],
+        ) == (
+            len(COPIED) + 2,
+            len(COPIED),
+            2,
+            0,
+            0,
+        )
+        assert stats["bytes_sent"] == done["bytes_sent"]
+
+        details = client.get(f"/api/jobs/{job_id}", headers=AUTH).json()
+        reasons = {f["image"]: f for f in details["failures"]}
+        assert set(reasons) == {"samples/does-not-exist:v1", "not a reference!"}
+        assert all(f["invalid"] for f in reasons.values())
+        assert "line 5" in reasons["not a reference!"]["reason"]
+
+    for name in COPIED:
+        source_ref, target_ref = f"samples/{name}:v1", f"mirror/{name}:v1"
+        assert _raw(target, target_ref) == _raw(source_registry.server, source_ref)
+        assert finished[source_ref]["digest"] == source_registry[name].digest
+        for digest in source_registry[name].manifests:  # children of an index
+            assert _raw(target, f"mirror/{name}@{digest}") == _raw(
+                source_registry.server, f"samples/{name}@{digest}"
+            )
+
+
+def test_check_job_resolves_images_and_copies_nothing(source_registry, fresh_registry):
+    target = fresh_registry()
+    registries = {
+        "src": {"url": f"http://{source_registry.host}"},
+        "dst": {"url": f"http://{target.host}"},
+    }
+    images = "samples/tiny:v1\nsamples/oci-multi:v1\nsamples/nope:v1\n"
+    with ui_client(registries) as client:
+        _, events = _run_job(client, "check", {"source": "src", "target": "dst", "images": images})
+    messages = engine_events(events)
+    assert [m["event"] for m in messages] == [
+        "RunStarted",
+        "ImageDone",
+        "ImageDone",
+        "ImageFailed",
+        "RunDone",
+    ]
+    assert messages[1]["digest"] == source_registry["tiny"].digest
+    assert messages[1]["target"] == f"{target.host}/samples/tiny:v1"
+    assert messages[3]["invalid"] is True
+    assert (messages[-1]["ok"], messages[-1]["invalid"]) == (2, 1)
+    code, _, _ = skopeo_inspect(target, "samples/tiny:v1", raw=True)
+    assert code != 0  # nothing was copied
+
+
+def test_unreachable_registry_fails_images_not_the_server(fresh_registry):
+    target = fresh_registry()
+    registries = {"gone": {"url": "http://127.0.0.1:9"}, "dst": {"url": f"http://{target.host}"}}
+    with ui_client(registries) as client:
+        _, events = _run_job(
+            client, "copy", {"source": "gone", "target": "dst", "images": "a/b:1\n", "retries": 0}
+        )
+        messages = engine_events(events)
+        assert messages[-1]["event"] == "RunDone" and messages[-1]["failed"] == 1
+        failure = next(m for m in messages if m["event"] == "ImageFailed")
+        assert failure["invalid"] is False and failure["reason"]
+        assert client.get("/api/registries", headers=AUTH).status_code == 200
+
+
+@pytest.fixture
+def gate(source_registry):
+    proxy = GateProxy(source_registry.server.port).start()
+    yield proxy
+    proxy.stop()
+
+
+def test_cancel_stops_the_job_between_blobs(source_registry, fresh_registry, gate):
+    """The first blob download is held at the gate; cancel; let it through: that blob
+    completes, no other starts, no image is pushed."""
+    target = fresh_registry()
+    registries = {"src": {"url": f"http://{gate.host}"}, "dst": {"url": f"http://{target.host}"}}
+    images = "samples/oci-single:v1\nsamples/docker-single:v1\nsamples/zstd:v1\n"
+    with ui_client(registries) as client:
+        started = client.post(
+            "/api/copy",
+            headers=AUTH,
+            json={"source": "src", "target": "dst", "images": images, "maxconn": 1},
+        )
+        assert started.status_code == 202, started.text
+        job_id = started.json()["job"]
+        assert gate.blob_waiting.wait(30), "the copy never asked for a blob"
+
+        second = client.post(
+            "/api/copy", headers=AUTH, json={"source": "src", "target": "dst", "images": images}
+        )
+        assert second.status_code == 409
+
+        assert client.post(f"/api/jobs/{job_id}/cancel", headers=AUTH).json()["cancelling"] is True
+        gate.release()
+        events = parse_sse(client.get(f"/api/jobs/{job_id}/events", headers=AUTH).text)
+
+    messages = engine_events(events)
+    done = messages[-1]
+    assert done["event"] == "RunDone"
+    assert (done["ok"], done["failed"], done["blobs_copied"]) == (0, 3, 1)
+    assert all(reason == "cancelled" for _, reason in done["failures"])
+    assert gate.blob_gets == 1
+    assert events[-1].data["status"] == "cancelled"
+    for name in ("oci-single", "docker-single", "zstd"):
+        code, _, _ = skopeo_inspect(target, f"samples/{name}:v1", raw=True)
+        assert code != 0
+
+
+def test_events_arrive_while_the_job_runs(source_registry, fresh_registry, gate):
+    """The stream is live: events are readable before the job ends (no buffering)."""
+    target = fresh_registry()
+    registries = {"src": {"url": f"http://{gate.host}"}, "dst": {"url": f"http://{target.host}"}}
+    with ui_client(registries) as client:
+        job_id = client.post(
+            "/api/copy",
+            headers=AUTH,
+            json={"source": "src", "target": "dst", "images": "samples/tiny:v1", "maxconn": 1},
+        ).json()["job"]
+        assert gate.blob_waiting.wait(30)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            details = client.get(f"/api/jobs/{job_id}", headers=AUTH).json()
+            if details["stats"]["blobs_active"] == 1:
+                break
+            time.sleep(0.02)
+        # RunStarted, ImagePlanned and BlobStarted are out while the job still runs
+        assert details["status"] == "running" and details["events"] >= 2
+        gate.release()
+        events = parse_sse(client.get(f"/api/jobs/{job_id}/events", headers=AUTH).text)
+    assert engine_events(events)[-1]["ok"] == 1
