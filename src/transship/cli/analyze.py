@@ -32,7 +32,7 @@ def analyze(
     platform: str = typer.Option(
         "linux/amd64",
         "--platform",
-        help="Platform to analyze in multi-arch images (os/arch[/variant]).",
+        help="Platform to analyze in multi-arch images (os/arch or os/arch/variant).",
     ),
     json_output: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
     html: Path = typer.Option(None, "--html", help="Write a self-contained HTML report to FILE."),

@@ -5,4 +5,5 @@ from transship.cli import analyze  # noqa: F401
 from transship.cli import copy  # noqa: F401
 from transship.cli import lint  # noqa: F401
 from transship.cli import offload  # noqa: F401
+from transship.cli import offload_build  # noqa: F401
 from transship.cli import ui  # noqa: F401

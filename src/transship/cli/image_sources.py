@@ -46,7 +46,7 @@ class SourceOpener:
     def images(self, spec: str) -> list[ImageInput]:
         """The images a command-line argument names."""
         text = spec.strip()
-        if text.startswith("docker://") or _looks_like_reference(text):
+        if text.startswith("docker://") or looks_like_registry_reference(text):
             ref = ImageReference.parse(text)
             if not ref.registry:
                 raise ConfigError(
@@ -73,7 +73,7 @@ class SourceOpener:
             source.close()
 
 
-def _looks_like_reference(text: str) -> bool:
+def looks_like_registry_reference(text: str) -> bool:
     """`host:5000/repo:tag` without docker:// (but not `oci:dir`): a registry image."""
     first = text.split("/", 1)[0]
     return (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import BinaryIO
@@ -75,9 +75,21 @@ def normalise_path(name: str) -> str:
     return "/".join(parts)
 
 
-def scan_layer(stream: BinaryIO, digest: str, media_type: str = "", size: int = -1) -> LayerScan:
+ContentSink = Callable[[str], BinaryIO | None]
+
+
+def scan_layer(
+    stream: BinaryIO,
+    digest: str,
+    media_type: str = "",
+    size: int = -1,
+    copy_files: ContentSink | None = None,
+) -> LayerScan:
     """Read a layer blob to its end and return its entries; raises DigestMismatchError when
-    the bytes do not hash to `digest`, UnsupportedError when they are not a tar layer."""
+    the bytes do not hash to `digest`, UnsupportedError when they are not a tar layer.
+
+    `copy_files(path)` may return a writable file for a regular file's path: its content is
+    written there as it streams past (the caller checks the entry's sha256 afterwards)."""
     verifier = DigestVerifier(digest, size if size >= 0 else None)
     source = _VerifyingReader(stream, verifier)
     head = source.peek(4)
@@ -85,7 +97,7 @@ def scan_layer(stream: BinaryIO, digest: str, media_type: str = "", size: int = 
     tar_stream = ForwardStream(chunks)
     result = LayerScan(digest, media_type, compressed_size=0, compression=compression)
     try:
-        _read_entries(tar_stream, result.entries)
+        _read_entries(tar_stream, result.entries, copy_files)
     except (tarfile.TarError, zlib.error, zstandard.ZstdError, EOFError) as e:
         raise UnsupportedError(f"layer {digest} is not a readable tar stream: {e}") from None
     tar_stream.drain()
@@ -96,7 +108,9 @@ def scan_layer(stream: BinaryIO, digest: str, media_type: str = "", size: int = 
     return result.count_files()
 
 
-def _read_entries(tar_stream: ForwardStream, out: list[FileEntry]) -> None:
+def _read_entries(
+    tar_stream: ForwardStream, out: list[FileEntry], copy_files: ContentSink | None
+) -> None:
     try:
         tar = tarfile.TarFile(fileobj=tar_stream, mode="r")  # type: ignore[arg-type]
     except tarfile.ReadError as e:
@@ -108,10 +122,15 @@ def _read_entries(tar_stream: ForwardStream, out: list[FileEntry]) -> None:
         if member is None:
             return
         tar.members.clear()  # tarfile keeps every member otherwise; we stream
-        out.append(_entry_of(tar, tar_stream, member))
+        out.append(_entry_of(tar, tar_stream, member, copy_files))
 
 
-def _entry_of(tar: tarfile.TarFile, tar_stream: ForwardStream, m: tarfile.TarInfo) -> FileEntry:
+def _entry_of(
+    tar: tarfile.TarFile,
+    tar_stream: ForwardStream,
+    m: tarfile.TarInfo,
+    copy_files: ContentSink | None,
+) -> FileEntry:
     path = normalise_path(m.name)
     directory, _, base = path.rpartition("/")
     if base == OPAQUE_WHITEOUT:
@@ -120,7 +139,8 @@ def _entry_of(tar: tarfile.TarFile, tar_stream: ForwardStream, m: tarfile.TarInf
         target = base[len(WHITEOUT_PREFIX) :]
         return FileEntry(f"{directory}/{target}" if directory else target, WHITEOUT)
     if m.isreg():
-        return FileEntry(path, FILE, m.size, m.mode, None, _hash_member(tar, tar_stream, m))
+        sink = copy_files(path) if copy_files is not None else None
+        return FileEntry(path, FILE, m.size, m.mode, None, _hash_member(tar, tar_stream, m, sink))
     if m.isdir():
         return FileEntry(path, DIR, 0, m.mode)
     if m.issym():
@@ -130,13 +150,17 @@ def _entry_of(tar: tarfile.TarFile, tar_stream: ForwardStream, m: tarfile.TarInf
     return FileEntry(path, OTHER, 0, m.mode)
 
 
-def _hash_member(tar: tarfile.TarFile, tar_stream: ForwardStream, m: tarfile.TarInfo) -> bytes:
+def _hash_member(
+    tar: tarfile.TarFile, tar_stream: ForwardStream, m: tarfile.TarInfo, sink: BinaryIO | None
+) -> bytes:
     h = sha256()
     if m.issparse():  # rare in layers: let tarfile expand the holes
         member_file = tar.extractfile(m)
         assert member_file is not None
         while chunk := member_file.read(READ_CHUNK):
             h.update(chunk)
+            if sink is not None:
+                sink.write(chunk)
         return h.digest()
     tar_stream.seek(m.offset_data)
     remaining = m.size
@@ -145,6 +169,8 @@ def _hash_member(tar: tarfile.TarFile, tar_stream: ForwardStream, m: tarfile.Tar
         if not view:
             raise tarfile.ReadError(f"unexpected end of data in {m.name}")
         h.update(view)
+        if sink is not None:
+            sink.write(view)
         remaining -= len(view)
     return h.digest()
 
