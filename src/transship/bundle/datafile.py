@@ -31,7 +31,7 @@ def io_error(path: Path, error: OSError, doing: str = "writing") -> BundleError:
         return BundleError(f"disk full while {doing} {path}: no space left on device")
     if error.errno == errno.EDQUOT:
         return BundleError(f"disk quota exceeded while {doing} {path}")
-    return BundleError(f"cannot {doing.removesuffix('ing')} {path}: {error.strerror or error}")
+    return BundleError(f"error while {doing} {path}: {error.strerror or error}")
 
 
 def _write_some(file: BinaryIO, data: memoryview) -> int:

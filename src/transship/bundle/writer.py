@@ -529,10 +529,13 @@ class BundleWriter:
                 "another name"
             )
         self._discard()
-        write_atomically(
-            self.partial_path,
-            json.dumps({"id": self.id, "signature": self._signature()}).encode(),
-        )
+        try:
+            write_atomically(
+                self.partial_path,
+                json.dumps({"id": self.id, "signature": self._signature()}).encode(),
+            )
+        except OSError as e:
+            raise io_error(self.partial_path, e) from None
         return 0
 
     def _read_partial(self) -> dict[str, Any] | None:

@@ -36,7 +36,7 @@ from transship.oci import mediatypes as mt
 from transship.oci.descriptor import Descriptor, Platform
 from transship.oci.digest import DigestVerifier, is_digest
 from transship.oci.manifest import ImageIndex, ImageManifest, RawManifest
-from transship.reference import ImageReference
+from transship.reference import DOCKER_HUB, ImageReference
 from transship.transports.base import Destination, ImageLocation, ProgressCallback, Source
 from transship.transports.oci_layout import (
     LayoutSourceBase,
@@ -195,7 +195,9 @@ class DockerArchiveSource(Source):
         for entry in self._entries:
             for tag in entry["RepoTags"]:
                 ref = ImageReference.parse(tag)
-                repo = f"{ref.registry}/{ref.repository}" if ref.registry else ref.repository
+                # docker.io is what docker writes when no registry was named: leave it out.
+                keep = ref.registry and ref.registry != DOCKER_HUB
+                repo = f"{ref.registry}/{ref.repository}" if keep else ref.repository
                 out.append(ImageLocation(repo, ref.tag))
         return out
 

@@ -153,8 +153,11 @@ class DockerDaemonDestination(Destination):
     ) -> None:
         # Spool and verify first: a blob that turns out bad never enters the stream.
         directory = self.spool_dir or Path(tempfile.gettempdir())
-        fd, name = tempfile.mkstemp(prefix="transship-docker-load.", dir=directory)
-        os.close(fd)
+        try:
+            fd, name = tempfile.mkstemp(prefix="transship-docker-load.", dir=directory)
+            os.close(fd)
+        except OSError as e:
+            raise io_error(directory, e, "spooling a blob in") from None
         spool = Path(name)
         try:
             write_verified_file(spool, desc, chunks, progress)
@@ -168,8 +171,6 @@ class DockerDaemonDestination(Destination):
                         iter(lambda: f.read(CHUNK), b""),
                     )
                 self._blobs.add(desc.digest)
-        except OSError as e:
-            raise io_error(spool, e, "spooling") from None
         finally:
             spool.unlink(missing_ok=True)
 

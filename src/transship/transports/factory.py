@@ -1,6 +1,6 @@
 """Transport specs → Source / Destination objects.
 
-    bundle:DIR/NAME.meta.json   (or a bare path ending in .meta.json)   transship bundle
+    bundle:DIR/NAME.meta.json[:repo:tag]  (or a bare path ending in .meta.json)  transship bundle
     bundle:DIR/NAME_meta.yaml   (or a bare path ending in _meta.yaml)   image-transmit bundle
     image-transmit:DIR/NAME_meta.yaml                                    same, explicitly
     oci:DIR[:ref]               OCI image layout folder
@@ -56,9 +56,10 @@ def parse_spec(spec: str) -> TransportSpec:
     if sep and kind in ("bundle", "image-transmit"):
         if not rest:
             raise ConfigError(f"{spec!r}: give the path of the bundle meta file")
-        if kind == "bundle" and rest.endswith(IMAGE_TRANSMIT_SUFFIX):
+        path, ref = _split_meta_ref(rest)
+        if kind == "bundle" and path.endswith(IMAGE_TRANSMIT_SUFFIX):
             kind = "image-transmit"
-        return TransportSpec(kind, rest)
+        return TransportSpec(kind, path, ref)
     if sep and kind in FILE_KINDS:
         path, _, ref = rest.partition(":")
         if not path:
@@ -66,15 +67,26 @@ def parse_spec(spec: str) -> TransportSpec:
         return TransportSpec(kind, path, ref or None)
     if sep and kind in ("docker-daemon", "containerd"):
         return TransportSpec(kind, "", rest or None)
-    if text.endswith(META_SUFFIX):
-        return TransportSpec("bundle", text)
-    if text.endswith(IMAGE_TRANSMIT_SUFFIX):
-        return TransportSpec("image-transmit", text)
+    path, ref = _split_meta_ref(text)
+    if path.endswith(META_SUFFIX):
+        return TransportSpec("bundle", path, ref)
+    if path.endswith(IMAGE_TRANSMIT_SUFFIX):
+        return TransportSpec("image-transmit", path, ref)
     raise ConfigError(
         f"unknown transport in {spec!r}: use one of "
         + ", ".join(f"{k}:" for k in KINDS if k != "docker")
         + ", docker://, or a path ending in .meta.json / _meta.yaml"
     )
+
+
+def _split_meta_ref(text: str) -> tuple[str, str | None]:
+    """`x.meta.json:repo:tag` → (`x.meta.json`, `repo:tag`): one image of a bundle."""
+    for suffix in (META_SUFFIX, IMAGE_TRANSMIT_SUFFIX):
+        cut = text.find(suffix + ":")
+        if cut >= 0:
+            end = cut + len(suffix)
+            return text[:end], text[end + 1 :] or None
+    return text, None
 
 
 def _call(factory: Callable[..., Any], *args: Any, **options: Any) -> Any:

@@ -175,29 +175,41 @@ def write_verified_file(
 ) -> None:
     """Stream into a temporary file beside `path`; rename only once size and digest match."""
     verifier = DigestVerifier(desc.digest, desc.size if desc.size >= 0 else None)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:16]}.", suffix=".partial", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:16]}.", suffix=".partial", dir=path.parent)
+    except OSError as e:
+        raise io_error(path, e, "creating") from None
     try:
         with os.fdopen(fd, "wb") as f:
+            # Errors raised by `chunks` (the source) pass through unchanged; only our
+            # own writes become BundleError (e.g. disk full).
             for chunk in chunks:
                 verifier.update(chunk)
                 if desc.size >= 0 and verifier.count > desc.size:
                     raise DigestMismatchError(
                         f"blob {desc.digest}: source sent more than the {desc.size} bytes expected"
                     )
-                f.write(chunk)
+                _write_file(f, chunk, path)
                 if progress:
                     progress(len(chunk))
             verifier.verify("blob")
-            f.flush()
-            os.fsync(f.fileno())
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as e:
+                raise io_error(path, e) from None
         os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise io_error(path, e) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_file(f: BinaryIO, chunk: bytes, path: Path) -> None:
+    try:
+        f.write(chunk)
+    except OSError as e:
+        raise io_error(path, e) from None
 
 
 class OCILayoutDestination(Destination):

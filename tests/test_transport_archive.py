@@ -1,0 +1,204 @@
+"""`oci-archive:` and `docker-archive:`: archives we write are read by skopeo; archives
+skopeo (or `docker save`) writes are read by us."""
+
+import io
+import json
+import tarfile
+
+import pytest
+
+from tests.bundle_helpers import run, sample_jobs, save, sha256_file
+from tests.conftest import require_tools
+from tests.transport_driver import copy_all
+from transship.errors import BundleError, NotFoundError
+from transship.oci.descriptor import Platform
+from transship.transports.archive import (
+    ArchiveDestination,
+    DockerArchiveSource,
+    OCIArchiveSource,
+)
+from transship.transports.oci_layout import OCILayoutDestination, OCILayoutSource
+
+
+@pytest.fixture(autouse=True)
+def _skopeo():
+    require_tools("skopeo")
+
+
+def test_written_archive_is_read_by_skopeo_both_ways(sample_images, tmp_path):
+    path = tmp_path / "images.tar"
+    dst = ArchiveDestination(path, platform=Platform("linux", "arm64", "v8"))
+    save(sample_images.layout.path, dst)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images.tar"]
+    raw = run("skopeo", "inspect", "--raw", f"oci-archive:{path}:samples/oci-multi:v1").stdout
+    assert raw.encode() == sample_images["oci-multi"].manifest.raw
+    run(
+        "skopeo",
+        "copy",
+        "--quiet",
+        "--all",
+        f"oci-archive:{path}:samples/oci-multi:v1",
+        f"oci:{tmp_path}/o:x",
+    )
+    # The docker-archive view of the index is the chosen platform's child.
+    config = json.loads(
+        run(
+            "skopeo", "inspect", "--config", f"docker-archive:{path}:samples/docker-multi:v1"
+        ).stdout
+    )
+    assert (config["architecture"], config.get("variant")) == ("arm64", "v8")
+    run(
+        "skopeo",
+        "copy",
+        "--quiet",
+        f"docker-archive:{path}:samples/docker-single:v1",
+        f"dir:{tmp_path}/d",
+    )
+
+
+def test_spec_ref_names_the_image(sample_images, tmp_path):
+    path = tmp_path / "one.tar"
+    copy_all(
+        OCILayoutSource(sample_images.layout.path),
+        ArchiveDestination(path, ref="myimage:1.0", kind="docker-archive"),
+        [("", "oci-single", "samples/oci-single", "v1")],
+    )
+    with tarfile.open(path) as tar:
+        (entry,) = json.load(tar.extractfile("manifest.json"))
+    assert entry["RepoTags"] == ["myimage:1.0"]
+    run("skopeo", "inspect", f"docker-archive:{path}:myimage:1.0")
+    raw = run("skopeo", "inspect", "--raw", f"oci-archive:{path}:myimage:1.0").stdout
+    assert raw.encode() == sample_images["oci-single"].manifest.raw
+
+
+def test_failed_write_leaves_no_archive(sample_images, tmp_path):
+    path = tmp_path / "images.tar"
+    with pytest.raises(NotFoundError):
+        copy_all(
+            OCILayoutSource(sample_images.layout.path),
+            ArchiveDestination(path),
+            [*sample_jobs(["tiny"]), ("", "missing", "x", "1")],
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["tiny", "oci-single", "oci-multi", "zstd"])
+def test_reads_an_oci_archive_written_by_skopeo(sample_images, tmp_path, name):
+    archive = tmp_path / "sk.tar"
+    run(
+        "skopeo", "copy", "--quiet", "--all", "--preserve-digests",
+        f"oci:{sample_images.layout.path}:{name}", f"oci-archive:{archive}:img",
+    )  # fmt: skip
+    source = OCIArchiveSource(archive, ref="img")
+    assert source.get_manifest("", "").digest == sample_images[name].digest
+    target = tmp_path / "out"
+    copy_all(source, OCILayoutDestination(target), [("", "img", "x/y", "1")])
+    for digest in sample_images[name].blobs:
+        assert sha256_file(target / "blobs" / "sha256" / digest[7:]) == digest
+
+
+def test_reads_a_docker_archive_written_by_skopeo(sample_images, tmp_path):
+    archive = tmp_path / "docker.tar"
+    layout = sample_images.layout.path
+    run(
+        "skopeo",
+        "copy",
+        "--quiet",
+        f"oci:{layout}:oci-single",
+        f"docker-archive:{archive}:team/app:2.0",
+    )
+    source = DockerArchiveSource(archive)
+    assert [(loc.repository, loc.tag) for loc in source.locations()] == [("team/app", "2.0")]
+    manifest = source.get_manifest("team/app", "2.0")
+    assert source.get_manifest("docker.io/team/app", "2.0").digest == manifest.digest
+    copy_all(
+        source, OCILayoutDestination(tmp_path / "out"), [("team/app", "2.0", "team/app", "2.0")]
+    )
+    # skopeo copies the result on, checking layers against the config's diff_ids.
+    config = json.loads(
+        run("skopeo", "inspect", "--config", f"oci:{tmp_path}/out:team/app:2.0").stdout
+    )
+    assert config["config"]["Labels"]["sample"] == "oci-single"
+    run(
+        "skopeo",
+        "copy",
+        "--quiet",
+        f"oci:{tmp_path}/out:team/app:2.0",
+        f"docker-archive:{tmp_path}/again.tar:a:b",
+    )
+
+
+def test_our_docker_archive_gives_back_the_exact_manifest(sample_images, tmp_path):
+    path = tmp_path / "images.tar"
+    save(sample_images.layout.path, ArchiveDestination(path, kind="docker-archive"))
+    source = DockerArchiveSource(path)
+    for name in ("docker-single", "oci-single"):
+        assert source.get_manifest(f"samples/{name}", "v1").data == sample_images[name].manifest.raw
+
+
+def _legacy_docker_save(path, layer_bytes: bytes, config: bytes, link_target: str) -> None:
+    """The layout of `docker save` before Docker 25: <id>/layer.tar, a repeated layer as a
+    symlink to the first."""
+    with tarfile.open(path, "w") as tar:
+
+        def add(name, data):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+        add("aaa/layer.tar", layer_bytes)
+        link = tarfile.TarInfo("bbb/layer.tar")
+        link.type = tarfile.SYMTYPE
+        link.linkname = link_target
+        tar.addfile(link)
+        add("cfg.json", config)
+        manifest = [
+            {
+                "Config": "cfg.json",
+                "RepoTags": ["old:1"],
+                "Layers": ["aaa/layer.tar", "bbb/layer.tar"],
+            }
+        ]
+        add("manifest.json", json.dumps(manifest).encode())
+
+
+def test_legacy_docker_save_with_symlinked_layers(tmp_path):
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as t:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = 2
+        t.addfile(info, io.BytesIO(b"hi"))
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    ).encode()
+    good = tmp_path / "good.tar"
+    _legacy_docker_save(good, layer.getvalue(), config, "../aaa/layer.tar")
+    manifest = DockerArchiveSource(good).get_manifest("old", "1").parse()
+    assert manifest.layers[0].digest == manifest.layers[1].digest
+    assert manifest.layers[0].media_type == "application/vnd.oci.image.layer.v1.tar"
+
+    evil = tmp_path / "evil.tar"
+    _legacy_docker_save(evil, layer.getvalue(), config, "../../../etc/passwd")
+    with pytest.raises(BundleError, match="points outside the archive"):
+        DockerArchiveSource(evil)
+
+
+@pytest.mark.parametrize("name", ["../../x", "/abs/x"])
+def test_archive_with_unsafe_member_is_refused(tmp_path, name):
+    path = tmp_path / "bad.tar"
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo(name)
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(BundleError, match="unsafe tar member"):
+        OCIArchiveSource(path)
+    assert not (tmp_path.parent.parent / "x").exists()
+
+
+def test_truncated_archive_is_refused(sample_images, tmp_path):
+    path = tmp_path / "images.tar"
+    save(sample_images.layout.path, ArchiveDestination(path), ["oci-single"])
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+    with pytest.raises(BundleError):
+        OCIArchiveSource(path)
