@@ -158,6 +158,9 @@ def _analyse(context: LintContext) -> tuple[list[Hit], list[Hit]]:
         for command in step.commands:
             cleaned |= _cleans(command, classify(command))
         for kind in sorted(cleaned):
+            if kind in produced:
+                # A step that cleans its own cache is fine; earlier layers keep theirs (SZ002).
+                continue
             earlier = open_caches.pop(kind, [])
             if earlier:
                 lines = ", ".join(str(item.step.line) for item in earlier)

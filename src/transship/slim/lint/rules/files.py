@@ -174,18 +174,21 @@ def _positional(argv: list[str], value_options: tuple[str, ...] = ()) -> list[st
 
 
 def _option_value(argv: list[str], short: str, long: str) -> str | None:
+    """The value of an option: ``-o F``, ``-oF``, ``-fsSLo F`` (bundled flags), ``--output=F``."""
+    letter = short[1:] if short else ""
     for index, word in enumerate(argv):
-        if word in (short, long) and index + 1 < len(argv):
-            return argv[index + 1]
+        following = argv[index + 1] if index + 1 < len(argv) else None
+        if word in (short, long):
+            return following
         if word.startswith(long + "="):
             return word[len(long) + 1 :]
-        if (
-            short
-            and word.startswith(short)
-            and len(word) > len(short)
-            and not word.startswith("--")
-        ):
-            return word[len(short) :]
+        if not letter or word.startswith("--") or not word.startswith("-") or len(word) < 3:
+            continue
+        bundle = word[1:]
+        if bundle.endswith(letter) and bundle[:-1].isalpha():
+            return following  # bundled flags ending in the option letter: value follows
+        if word.startswith(short):
+            return word[len(short) :]  # value attached: -o/tmp/file
     return None
 
 
