@@ -229,15 +229,28 @@ class ImageTransmitDestination(Destination):
 
     name = "image-transmit"
 
-    def __init__(self, meta_path: str | Path, workers: int = 4, default_host: str = "localhost"):
+    def __init__(
+        self,
+        meta_path: str | Path,
+        workers: int = 4,
+        default_host: str = "localhost",
+        overwrite: bool = False,
+    ):
         self.meta_path = Path(meta_path)
         if not self.meta_path.name.endswith(META_SUFFIX):
             raise BundleError(f"an image-transmit meta file name ends in {META_SUFFIX}")
+        if self.meta_path.exists():
+            if not overwrite:
+                raise BundleError(
+                    f"{self.meta_path} already exists: choose another name, or allow overwriting"
+                )
+            self.meta_path.unlink()
         stem = self.meta_path.name[: -len(META_SUFFIX)]
         self.meta_path.parent.mkdir(parents=True, exist_ok=True)
         self.store = BlobStoreWriter(
             self.meta_path.parent, DataFileNaming(stem, separator="_"), workers=workers
         )
+        # Data files and journals of an interrupted save are taken up again.
         self.store.resume()
         self.default_host = default_host
         self._codec = _ImageTransmitCodec()
