@@ -38,8 +38,14 @@ class ParentChain:
         for file_name, meta in metas:
             carrier = _Carrier(meta.id, file_name)
             self.parents.append(carrier)
+            users = repositories_using(meta)
             for blob in meta.blobs:
-                own = ParentBlob(digest=blob.digest, size=blob.size, media_type=blob.media_type)
+                own = ParentBlob(
+                    digest=blob.digest,
+                    size=blob.size,
+                    media_type=blob.media_type,
+                    repositories=users.get(blob.digest, []),
+                )
                 self._add(blob.digest, own, carrier)
             # What the parent left to its own parents is at the site too.
             for grand in meta.parents:
@@ -81,6 +87,7 @@ class ParentChain:
                 digest=desc.digest,
                 size=desc.size if desc.size >= 0 else known.size,
                 media_type=desc.media_type or known.media_type,
+                repositories=known.repositories,
             )
         return [
             ParentEntry(
@@ -98,6 +105,17 @@ def blobs_of_image(image: ImageEntry) -> list[Descriptor]:
         if isinstance(parsed, ImageManifest):
             out.extend(parsed.blobs)
     return out
+
+
+def repositories_using(meta: BundleMeta) -> dict[str, list[str]]:
+    """digest -> repositories of the bundle's images that use the blob."""
+    users: dict[str, list[str]] = {}
+    for image in meta.images:
+        for desc in blobs_of_image(image):
+            repos = users.setdefault(desc.digest, [])
+            if image.repository not in repos:
+                repos.append(image.repository)
+    return users
 
 
 @dataclass
@@ -130,13 +148,18 @@ def check_parents_loaded(
     meta: BundleMeta,
     bundle_name: str,
     has_blob: Callable[[str, Descriptor], bool],
-    repository_for: Callable[[ImageEntry], str] = lambda image: image.repository,
+    repository_map: Callable[[str], str] = lambda repository: repository,
     workers: int = 4,
-) -> None:
+) -> dict[str, str]:
     """Raise MissingParentError unless the target holds every blob left to a parent.
-    A blob counts as present if any target repository of an image using it has it."""
+
+    A registry keeps blobs per repository: a blob counts as present if the target has it
+    in a repository of an image of this bundle that uses it, or in one where the parent
+    bundle put it. Returns, for each left blob, the repository it was found in (loading
+    mounts it from there). `repository_map` renames repositories as the load does.
+    """
     if not meta.parents:
-        return
+        return {}
     users: dict[str, list[ImageEntry]] = {}
     for image in meta.images:
         for desc in blobs_of_image(image):
@@ -146,19 +169,26 @@ def check_parents_loaded(
         (parent, blob) for parent in meta.parents for blob in parent.blobs
     ]
 
-    def present(item: tuple[ParentEntry, ParentBlob]) -> bool:
+    def home(item: tuple[ParentEntry, ParentBlob]) -> str | None:
         _, blob = item
-        repositories = dict.fromkeys(repository_for(i) for i in users.get(blob.digest, []))
-        if not repositories:
-            return True  # no image here uses it (a parent's own leftovers)
-        return any(has_blob(repo, blob.descriptor) for repo in repositories)
+        if blob.digest not in users:
+            return ""  # no image here uses it: nothing to check
+        candidates = [repository_map(i.repository) for i in users[blob.digest]]
+        candidates += [repository_map(r) for r in blob.repositories]
+        for repository in dict.fromkeys(candidates):
+            if has_blob(repository, blob.descriptor):
+                return repository
+        return None
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(pool.map(present, checks))
+        homes = list(pool.map(home, checks))
 
     missing: dict[str, MissingParent] = {}
-    for (parent, blob), ok in zip(checks, results, strict=True):
-        if ok:
+    found: dict[str, str] = {}
+    for (parent, blob), where in zip(checks, homes, strict=True):
+        if where is not None:
+            if where:
+                found[blob.digest] = where
             continue
         entry = missing.setdefault(parent.id, MissingParent(parent.id, parent.file))
         entry.missing.append(blob.digest)
@@ -170,6 +200,7 @@ def check_parents_loaded(
         raise MissingParentError(
             bundle_name, sorted(missing.values(), key=lambda p: order.index(p.id))
         )
+    return found
 
 
 def left_to_parents(

@@ -192,6 +192,9 @@ class ParentBlob(_Model):
     digest: DigestStr
     size: int = Field(ge=0)
     media_type: str = ""
+    # Where the parent put it: a registry keeps blobs per repository, so a load may have
+    # to mount it from one of these into the repository that needs it.
+    repositories: list[str] = Field(default_factory=list)
 
     @property
     def descriptor(self) -> Descriptor:

@@ -253,9 +253,62 @@ class BundleSource(Source):
     def check_parents(
         self,
         has_blob: Callable[[str, Descriptor], bool],
-        repository_for: Callable[[ImageEntry], str] = lambda image: image.repository,
-    ) -> None:
-        """Before loading: raise MissingParentError naming the parent bundle to load first
-        unless the target (`has_blob`, e.g. a Destination's) holds every blob this bundle
-        left to its parents."""
-        check_parents_loaded(self.meta, self.reader.name, has_blob, repository_for, self.workers)
+        repository_map: Callable[[str], str] = lambda repository: repository,
+    ) -> dict[str, str]:
+        """Raise MissingParentError, naming the parent bundle to load first, unless the
+        target (`has_blob`, e.g. a Destination's) holds every blob this bundle left to its
+        parents. Returns where each was found (blob digest -> repository)."""
+        return check_parents_loaded(
+            self.meta, self.reader.name, has_blob, repository_map, self.workers
+        )
+
+    def prepare_load(
+        self,
+        destination: Destination,
+        repository_map: Callable[[str], str] = lambda repository: repository,
+    ) -> Destination:
+        """Check the parents (before anything is pushed) and return the destination to
+        load into: for an incremental bundle, one that mounts blobs left to a parent from
+        the repository where the target holds them."""
+        homes = self.check_parents(destination.has_blob, repository_map)
+        return ParentBlobMounter(destination, homes) if homes else destination
+
+
+class ParentBlobMounter(Destination):
+    """A destination whose `has_blob` also mounts a blob left to a parent bundle from the
+    repository where the target holds it, into the repository that needs it."""
+
+    def __init__(self, inner: Destination, homes: dict[str, str]):
+        self.inner = inner
+        self.homes = homes
+        self.name = inner.name
+
+    def has_blob(self, repository: str, desc: Descriptor) -> bool:
+        if self.inner.has_blob(repository, desc):
+            return True
+        home = self.homes.get(desc.digest)
+        return bool(home) and home != repository and self.inner.mount_blob(repository, desc, home)
+
+    def put_blob(self, repository, desc, chunks, progress=None):  # type: ignore[no-untyped-def]
+        self.inner.put_blob(repository, desc, chunks, progress)
+
+    def mount_blob(self, repository: str, desc: Descriptor, from_repository: str) -> bool:
+        return self.inner.mount_blob(repository, desc, from_repository)
+
+    def blob_written_size(self, repository: str, desc: Descriptor) -> int:
+        return self.inner.blob_written_size(repository, desc)
+
+    def has_manifest(self, repository: str, reference: str, digest: str) -> bool:
+        return self.inner.has_manifest(repository, reference, digest)
+
+    def put_manifest(self, repository: str, reference: str, manifest: RawManifest) -> None:
+        self.inner.put_manifest(repository, reference, manifest)
+
+    def commit(self) -> None:
+        self.inner.commit()
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+    def close(self) -> None:
+        self.inner.close()
