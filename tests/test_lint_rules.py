@@ -214,3 +214,12 @@ def test_config_file_default_and_other_sections(
     assert settings.disable == ["SZ005"] and path == Path("transship.yaml")
     with pytest.raises(ConfigError, match="missing.yaml: cannot read the config file"):
         load_lint_settings(tmp_path / "missing.yaml")
+
+
+def test_rules_doc_describes_every_rule() -> None:
+    from transship.slim.lint import RULES
+
+    doc = (Path(__file__).parent.parent / "docs" / "lint-rules.md").read_text()
+    for rule in RULES.values():
+        assert f"### {rule.id}\n" in doc and f"**{rule.name}**" in doc, rule.id
+        assert f"| [{rule.id}](#{rule.id.lower()}) | {rule.name} | {rule.severity.value}" in doc
