@@ -107,3 +107,16 @@ def test_abort_leaves_no_image_behind(sample_images, tmp_path):
             [*sample_jobs(["tiny"]), ("", "no-such-image", "x", "1")],
         )
     assert not (tmp_path / "l" / "index.json").exists()
+
+
+def test_same_image_under_two_tags(sample_images, tmp_path):
+    target = tmp_path / "l"
+    jobs = [("", "tiny", "samples/tiny", "a"), ("", "tiny", "samples/tiny", "b")]
+    copy_all(OCILayoutSource(sample_images.layout.path), OCILayoutDestination(target), jobs)
+    # The engine asks has_manifest before each push; a second tag is still written.
+    dst = OCILayoutDestination(target)
+    digest = sample_images["tiny"].digest
+    assert dst.has_manifest("samples/tiny", "a", digest)
+    assert not dst.has_manifest("samples/tiny", "c", digest)
+    source = OCILayoutSource(target)
+    assert source.get_manifest("samples/tiny", "b").digest == digest

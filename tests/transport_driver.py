@@ -2,7 +2,8 @@
 
 It calls a Source and a Destination in the order the engine does: manifest, children of
 an index, each blob (has_blob → mount_blob → put_blob, several at once on a thread pool),
-children manifests by digest, the top manifest under its tag, and `commit()` at the end.
+children manifests by digest, the top manifest under its tag (each after has_manifest),
+and `commit()` at the end (`abort()` on failure).
 """
 
 from __future__ import annotations
@@ -70,8 +71,11 @@ def copy_image(
         for f in futures:
             f.result()
     for child in children:
-        dst.put_manifest(dst_repo, child.digest, child)
-    dst.put_manifest(dst_repo, dst_tag or top.digest, top)
+        if not dst.has_manifest(dst_repo, child.digest, child.digest):
+            dst.put_manifest(dst_repo, child.digest, child)
+    reference = dst_tag or top.digest
+    if not dst.has_manifest(dst_repo, reference, top.digest):
+        dst.put_manifest(dst_repo, reference, top)
     return top
 
 

@@ -191,7 +191,7 @@ class _Transaction:
         current = self.slot.current
         for df in self.full:
             self.store._retire(df)
-        if current is not None and self.touched:
+        if current is not None and self.touched and self.store.journal:
             current.sync()
         if records:
             target = current or (self.full[-1] if self.full else None)
@@ -216,6 +216,7 @@ class BlobStoreWriter:
         naming: DataFileNaming,
         workers: int = 1,
         volume_size: int | None = None,
+        journal: bool = True,
     ):
         if workers < 1:
             raise ConfigError("the number of parallel data files must be at least 1")
@@ -226,6 +227,7 @@ class BlobStoreWriter:
         self.directory = directory
         self.naming = naming
         self.volume_size = volume_size
+        self.journal = journal  # off for archives, which are never resumed
         self.workers = 1 if naming.single else workers
         self._lock = threading.Lock()
         self._done_cv = threading.Condition(self._lock)
@@ -323,7 +325,7 @@ class BlobStoreWriter:
                 pieces=encoded.pieces,
                 params=encoded.params,
             )
-            txn.commit([{"blob": entry.model_dump(mode="json")}])
+            txn.commit([{"blob": entry.model_dump(mode="json")}] if self.journal else [])
             return entry
         except BaseException:
             txn.rollback()

@@ -334,7 +334,10 @@ class ArchiveWriter:
         except OSError as e:
             raise io_error(path.parent, e, "creating") from None
         self.store = BlobStoreWriter(
-            path.parent, DataFileNaming(partial_stem, single=True, suffix=""), workers=1
+            path.parent,
+            DataFileNaming(partial_stem, single=True, suffix=""),
+            workers=1,
+            journal=False,
         )
         self._discard_partial()
         self._codec = RawCodec()

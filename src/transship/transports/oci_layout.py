@@ -242,8 +242,19 @@ class OCILayoutDestination(Destination):
         write_verified_file(blob_file(self.root, desc.digest), desc, chunks, progress)
 
     def has_manifest(self, repository: str, reference: str, digest: str) -> bool:
-        return self.has_blob(repository, Descriptor("", digest, -1)) and (
-            is_digest(reference) or any(e["digest"] == digest for e in self._new_entries)
+        if not self.has_blob(repository, Descriptor("", digest, -1)):
+            return False
+        if is_digest(reference):
+            return True
+        name = self.image_name(repository, reference)
+        with self._lock:
+            entries = list(self._new_entries)
+        index_path = self.root / "index.json"
+        if index_path.exists():
+            entries += read_index_entries(index_path.read_bytes(), str(self.root))
+        return any(
+            e.get("digest") == digest and (e.get("annotations") or {}).get(REF_NAME) == name
+            for e in entries
         )
 
     def image_name(self, repository: str, tag: str) -> str:
