@@ -112,6 +112,16 @@ class Step:
     entries: Sequence[Entry] | None = None
 
 
+@dataclass(frozen=True)
+class RawLayer:
+    """A build step whose layer is an existing blob (e.g. one pulled from a registry)."""
+
+    created_by: str
+    blob: bytes
+    diff_id: str
+    media_type: str = mt.OCI_LAYER_GZIP
+
+
 @dataclass
 class BuiltImage:
     manifest: bytes
@@ -142,12 +152,12 @@ _LAYER_TYPES = {"gzip": mt.OCI_LAYER_GZIP, "zstd": mt.OCI_LAYER_ZSTD, "none": mt
 
 
 def build_image(
-    steps: Sequence[Step],
+    steps: Sequence[Step | RawLayer],
     compression: str | Sequence[str] = "gzip",
     architecture: str = "amd64",
     write_history: bool = True,
 ) -> BuiltImage:
-    layer_steps = [s for s in steps if s.entries is not None]
+    layer_steps = [s for s in steps if isinstance(s, RawLayer) or s.entries is not None]
     compressions = (
         [compression] * len(layer_steps) if isinstance(compression, str) else list(compression)
     )
@@ -155,12 +165,19 @@ def build_image(
     layers = []
     diff_ids = []
     for step, kind in zip(layer_steps, compressions, strict=True):
-        tar = layer_tar(step.entries or ())
-        data = compress(tar, kind)
+        if isinstance(step, RawLayer):
+            data, diff_id, media_type = step.blob, step.diff_id, step.media_type
+        else:
+            tar = layer_tar(step.entries or ())
+            data, diff_id, media_type = (
+                compress(tar, kind),
+                "sha256:" + sha256_hex(tar),
+                _LAYER_TYPES[kind],
+            )
         digest = "sha256:" + sha256_hex(data)
         blobs[digest] = data
-        diff_ids.append("sha256:" + sha256_hex(tar))
-        layers.append({"mediaType": _LAYER_TYPES[kind], "digest": digest, "size": len(data)})
+        diff_ids.append(diff_id)
+        layers.append({"mediaType": media_type, "digest": digest, "size": len(data)})
     config_doc = {
         "architecture": architecture,
         "os": "linux",
@@ -170,7 +187,7 @@ def build_image(
     if write_history:
         config_doc["history"] = [
             {"created": "2024-01-01T00:00:00Z", "created_by": s.created_by}
-            | ({} if s.entries is not None else {"empty_layer": True})
+            | ({} if isinstance(s, RawLayer) or s.entries is not None else {"empty_layer": True})
             for s in steps
         ]
     config = json.dumps(config_doc, sort_keys=True).encode()
@@ -329,7 +346,25 @@ def base_entries() -> list[Entry]:
 BASE_STEP = Step("ADD rootfs.tar /", base_entries())
 
 
-def svc_a(version: int = 1) -> BuiltImage:
+# The jars the release's offload recommendation moves into the offload layer.
+OFFLOADED = frozenset({"app/lib/guava.jar", "app/lib/jackson.jar", "app/lib/netty.jar"})
+
+
+def _on_offload(steps: list[Step | RawLayer], offload: RawLayer | None) -> list[Step | RawLayer]:
+    """The same build FROM the offload image: its layer right above the base, and the
+    offloaded jars no longer copied by the service."""
+    if offload is None:
+        return steps
+    out: list[Step | RawLayer] = [steps[0], offload]
+    for step in steps[1:]:
+        if isinstance(step, Step) and step.entries is not None:
+            kept = [e for e in step.entries if not (isinstance(e, File) and e.path in OFFLOADED)]
+            step = Step(step.created_by, kept)
+        out.append(step)
+    return out
+
+
+def svc_a(version: int = 1, offload: RawLayer | None = None) -> BuiltImage:
     if version == 1:
         libs = [
             Dir("app/lib"),
@@ -349,73 +384,86 @@ def svc_a(version: int = 1) -> BuiltImage:
         ]
         app = [File("app/app.jar", content("app-a2")), File("etc/config", content("cfg-a"))]
     return build_image(
-        [
-            BASE_STEP,
-            Step('ENV LANG="C.UTF-8"'),
-            Step(
-                "RUN apt-get update && apt-get install -y libbig",
-                [
-                    File("usr/lib/libbig.so", content("libbig"), 0o755),
-                    Dir("var/lib/apt/lists"),
-                    File("var/lib/apt/lists/index1", content("lists1")),
-                    File("var/lib/apt/lists/index2", content("lists2")),
-                ],
-            ),
-            Step("RUN rm -rf /var/lib/apt/lists", [Whiteout("var/lib/apt/lists")]),
-            Step("COPY lib/ /app/lib/", libs),
-            Step("COPY app.jar /app/app.jar", app),
-            Step('CMD ["java", "-jar", "/app/app.jar"]'),
-        ]
+        _on_offload(
+            [
+                BASE_STEP,
+                Step('ENV LANG="C.UTF-8"'),
+                Step(
+                    "RUN apt-get update && apt-get install -y libbig",
+                    [
+                        File("usr/lib/libbig.so", content("libbig"), 0o755),
+                        Dir("var/lib/apt/lists"),
+                        File("var/lib/apt/lists/index1", content("lists1")),
+                        File("var/lib/apt/lists/index2", content("lists2")),
+                    ],
+                ),
+                Step("RUN rm -rf /var/lib/apt/lists", [Whiteout("var/lib/apt/lists")]),
+                Step("COPY lib/ /app/lib/", libs),
+                Step("COPY app.jar /app/app.jar", app),
+                Step('CMD ["java", "-jar", "/app/app.jar"]'),
+            ],
+            offload,
+        )
     )
 
 
-def svc_b() -> BuiltImage:
+def svc_b(offload: RawLayer | None = None) -> BuiltImage:
     return build_image(
-        [
-            BASE_STEP,
-            Step(
-                "COPY lib/ /app/lib/",
-                [
-                    Dir("app/lib"),
-                    File("app/lib/guava.jar", content("guava")),
-                    File("app/lib/jackson.jar", content("jackson")),
-                    File("app/lib/netty.jar", content("netty")),
-                    File("app/lib/b-only.jar", content("b-only")),
-                ],
-            ),
-            Step(
-                "COPY app.jar conf/ /app/",
-                [
-                    File("app/app.jar", content("app-b")),
-                    Dir("app/conf"),
-                    Opaque("app/conf"),
-                    File("app/conf/c.yml", content("conf-c")),
-                ],
-            ),
-        ]
+        _on_offload(
+            [
+                BASE_STEP,
+                Step(
+                    "COPY lib/ /app/lib/",
+                    [
+                        Dir("app/lib"),
+                        File("app/lib/guava.jar", content("guava")),
+                        File("app/lib/jackson.jar", content("jackson")),
+                        File("app/lib/netty.jar", content("netty")),
+                        File("app/lib/b-only.jar", content("b-only")),
+                    ],
+                ),
+                Step(
+                    "COPY app.jar conf/ /app/",
+                    [
+                        File("app/app.jar", content("app-b")),
+                        Dir("app/conf"),
+                        Opaque("app/conf"),
+                        File("app/conf/c.yml", content("conf-c")),
+                    ],
+                ),
+            ],
+            offload,
+        )
     )
 
 
-def svc_c() -> BuiltImage:
+def svc_c(offload: RawLayer | None = None) -> BuiltImage:
     """Its base is the same tar as the others', compressed with zstd instead of gzip."""
+    compression = ["zstd", "gzip", "gzip"] + (["gzip"] if offload else [])
     return build_image(
-        [
-            BASE_STEP,
-            Step(
-                "COPY lib/ /app/lib/",
-                [
-                    Dir("app/lib"),
-                    File("app/lib/guava.jar", content("guava")),
-                    File("app/lib/jackson.jar", content("jackson")),
-                    File("app/lib/netty-renamed.jar", content("netty")),
-                ],
-            ),
-            Step(
-                "COPY app.jar /app/",
-                [File("app/app.jar", content("app-c")), File("app/app-copy.jar", content("guava"))],
-            ),
-        ],
-        compression=["zstd", "gzip", "gzip"],
+        _on_offload(
+            [
+                BASE_STEP,
+                Step(
+                    "COPY lib/ /app/lib/",
+                    [
+                        Dir("app/lib"),
+                        File("app/lib/guava.jar", content("guava")),
+                        File("app/lib/jackson.jar", content("jackson")),
+                        File("app/lib/netty-renamed.jar", content("netty")),
+                    ],
+                ),
+                Step(
+                    "COPY app.jar /app/",
+                    [
+                        File("app/app.jar", content("app-c")),
+                        File("app/app-copy.jar", content("guava")),
+                    ],
+                ),
+            ],
+            offload,
+        ),
+        compression=compression,
     )
 
 

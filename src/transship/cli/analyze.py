@@ -42,8 +42,8 @@ def analyze(
     releases: int = typer.Option(
         10, "--releases", min=1, help="Releases to project the offload savings over (N)."
     ),
-    compare: tuple[str, str] = typer.Option(
-        (None, None), "--compare", help="OLD NEW: what changed between two versions (hot/cold)."
+    compare: tuple[str, str] | None = typer.Option(
+        None, "--compare", help="OLD NEW: what changed between two versions (hot/cold)."
     ),
     top: int = typer.Option(15, "--top", min=1, help="Rows in each 'biggest' list."),
     workers: int = typer.Option(2, "--workers", min=1, help="Layers read in parallel."),
@@ -143,12 +143,19 @@ def _finish(report: AnalysisReport, compare: tuple[str, str] | None) -> None:
         stderr.print(
             f"error: {t('analyze.error.image', image=error.image, message=error.message)}",
             markup=False,
+            soft_wrap=True,
         )
     if compare:
         for name in compare:
             if name in failed:
-                stderr.print(f"error: {t('analyze.cli.compare_missing', image=name)}", markup=False)
+                stderr.print(
+                    f"error: {t('analyze.cli.compare_missing', image=name)}",
+                    markup=False,
+                    soft_wrap=True,
+                )
     if failed:
         total = len(report.images) + len(failed)
-        stderr.print(t("analyze.cli.failed", count=len(failed), total=total), markup=False)
+        stderr.print(
+            t("analyze.cli.failed", count=len(failed), total=total), markup=False, soft_wrap=True
+        )
         raise typer.Exit(EXIT_FAILED)

@@ -75,6 +75,8 @@ class SourceOpener:
 
 def looks_like_registry_reference(text: str) -> bool:
     """`host:5000/repo:tag` without docker:// (but not `oci:dir`): a registry image."""
+    if "://" in text:
+        return False
     first = text.split("/", 1)[0]
     return (
         "/" in text

@@ -95,7 +95,7 @@ MESSAGES: dict[str, str] = {
     "analyze.html.errors": "Images that could not be analyzed",
     "analyze.html.footer": "sizes in decimal units (1 MB = 1,000,000 bytes)",
     # --- CLI -------------------------------------------------------------------------------------
-    "analyze.cli.no_images": "give at least one image (docker://host/repo:tag, oci:DIR[:tag], bundle:META.json[:repo:tag]) or --compare OLD NEW",
+    "analyze.cli.no_images": "give at least one image (docker://host/repo:tag, oci:DIR[:tag], bundle:META.json) or --compare OLD NEW",
     "analyze.cli.bad_platform": "--platform: {reason}",
     "analyze.cli.progress": "reading layers",
     "analyze.cli.html_written": "HTML report written to {path}",

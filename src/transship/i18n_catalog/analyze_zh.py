@@ -95,7 +95,7 @@ MESSAGES: dict[str, str] = {
     "analyze.html.errors": "无法分析的镜像",
     "analyze.html.footer": "大小使用十进制单位（1 MB = 1,000,000 字节）",
     # --- 命令行 -----------------------------------------------------------------------------------
-    "analyze.cli.no_images": "请至少给出一个镜像（docker://host/repo:tag、oci:DIR[:tag]、bundle:META.json[:repo:tag]）或 --compare OLD NEW",
+    "analyze.cli.no_images": "请至少给出一个镜像（docker://host/repo:tag、oci:DIR[:tag]、bundle:META.json）或 --compare OLD NEW",
     "analyze.cli.bad_platform": "--platform：{reason}",
     "analyze.cli.progress": "正在读取镜像层",
     "analyze.cli.html_written": "HTML 报告已写入 {path}",

@@ -36,7 +36,7 @@ def build_image_report(
                 digest=desc.digest,
                 diff_id=resolved.diff_ids[index],
                 media_type=desc.media_type,
-                compression=scan.compression,
+                compression=_compression(desc.media_type, scan.compression),
                 compressed_size=desc.size,
                 uncompressed_size=scan.uncompressed_size,
                 content_bytes=scan.content_bytes,
@@ -97,3 +97,15 @@ def build_image_report(
         ],
         duplicates=find_duplicates(list(distinct_layers.values()), limit),
     )
+
+
+def _compression(media_type: str, scanned: str) -> str:
+    """This image's blob compression: the scan may have read another blob of the same
+    content (same diff_id, other compression)."""
+    if media_type.endswith("zstd"):
+        return "zstd"
+    if media_type.endswith("gzip"):
+        return "gzip"
+    if media_type.endswith(".tar"):
+        return "none"
+    return scanned
