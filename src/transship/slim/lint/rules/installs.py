@@ -146,15 +146,28 @@ def installed_packages(step: Step) -> list[Installed]:
             removed.update(command.packages)
             if command.family == "apk" and command.command is not None:
                 removed.update(w.lower() for w in command.command.argv[2:] if not w.startswith("-"))
+    purges_apt = _purges_apt_installs(step)
     result: list[Installed] = []
     for command in commands:
-        if command.action != INSTALL:
+        if command.action != INSTALL or (purges_apt and command.family == "apt"):
             continue
         virtual = command.option_values("--virtual") + command.option_values("-t")
         if any(name.lower() in removed for name in virtual):
             continue  # apk add --virtual .deps … && apk del .deps
         result.extend(Installed(name, command) for name in command.packages if name not in removed)
     return result
+
+
+def _purges_apt_installs(step: Step) -> bool:
+    """``apt-mark auto '.*'`` then ``apt-get purge --auto-remove``: every package the step
+    installed goes again (the pattern of the official images)."""
+    marks_auto = any(c.name == "apt-mark" and c.argv[1:2] == ["auto"] for c in step.commands)
+    auto_removes = any(
+        p.family == "apt"
+        and (p.verb == "autoremove" or p.has_option("--auto-remove", "--autoremove"))
+        for p in package_commands(step)
+    )
+    return marks_auto and auto_removes
 
 
 def _shipped_runs(context: LintContext) -> list[Step]:
@@ -191,11 +204,14 @@ def debug_tools(context: LintContext) -> list[Hit]:
 
 
 def _configured_earlier(steps: list[Step], step: Step, setting: str) -> bool:
-    """True when an earlier RUN wrote a package-manager setting (e.g. Install-Recommends)."""
+    """True when an earlier RUN (or a COPY heredoc) wrote a package-manager setting."""
     for earlier in steps:
         if earlier is step:
             return False
-        if earlier.keyword == "RUN" and setting.lower() in earlier.instruction.source.lower():
+        if (
+            earlier.keyword in ("RUN", "COPY", "ADD")
+            and setting.lower() in earlier.instruction.source.lower()
+        ):
             return True
     return False
 
