@@ -14,6 +14,7 @@ Our own format (`transship.yaml`):
         repository: site/apps                  # rewrite src/xxxx/image -> site/apps/image
     maxconn: 5
     retries: 3
+    retry_backoff: 0.5   # seconds; doubles with each retry of the same transfer
 
 image-transmit's `cfg.yaml` (`source:`/`target:` lists of `registry`, `user`, `password`,
 `name`, `repository`; `maxconn`, `retries`, `skiptlsverify`, `cache`, `outprefix`,
@@ -105,6 +106,8 @@ class Config(BaseModel):
     registries: dict[str, RegistryConfig] = Field(default_factory=dict)
     maxconn: int = Field(default=5, ge=1, le=64)
     retries: int = Field(default=3, ge=0, le=20)
+    # Seconds the first retry waits at most; each further retry doubles it (with jitter).
+    retry_backoff: float = Field(default=0.5, ge=0, le=60)
     cache: CacheConfig | None = None
     output_prefix: str | None = None
     watch_interval: int = Field(default=60, ge=1)

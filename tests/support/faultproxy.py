@@ -281,7 +281,7 @@ class FaultProxy:
                 decision = self._decide(method, path)
                 if decision.startswith("error_"):
                     _drain_body(client_reader, request)
-                    _send_error(client, int(decision.removeprefix("error_")))
+                    _send_error(client, int(decision.removeprefix("error_")), method == "HEAD")
                     self._record(FaultEvent(method, path, decision))
                     continue
                 if upstream is None or _peer_closed(upstream):
@@ -554,7 +554,7 @@ def _without_header(message: _Message, name: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def _send_error(client: socket.socket, status: int) -> None:
+def _send_error(client: socket.socket, status: int, head_only: bool = False) -> None:
     reason = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
     body = json.dumps(
         {"errors": [{"code": "UNAVAILABLE", "message": "injected fault", "detail": status}]}
@@ -566,7 +566,8 @@ def _send_error(client: socket.socket, status: int) -> None:
         "Docker-Distribution-Api-Version: registry/2.0\r\n"
         "\r\n"
     ).encode()
-    client.sendall(head + body)
+    # A response to HEAD has headers only: a body would be read as the next response.
+    client.sendall(head if head_only else head + body)
 
 
 def _normalise_decision(decision: str | int) -> str:

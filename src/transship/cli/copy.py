@@ -88,6 +88,7 @@ def copy(
         maxconn=maxconn or cfg.maxconn,
         retries=cfg.retries if retries is None else retries,
         platforms=tuple(Platform.parse(p) for p in platform or ()),
+        backoff_base=cfg.retry_backoff,
     )
     console = Console(stderr=json_output, highlight=False)
     invalid: list[InvalidLine] = []

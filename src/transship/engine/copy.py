@@ -339,16 +339,25 @@ class CopyEngine:
         dst = self.destination
         if self._with_retries(lambda: dst.has_blob(repo, desc), "blob check"):
             return self._done(desc, "skipped")
-        if mount_from and mount_from != repo and dst.mount_blob(repo, desc, mount_from):
-            return self._done(desc, "mounted")
-        if (
-            self.options.same_registry
-            and job.source_repository != repo
-            and dst.mount_blob(repo, desc, job.source_repository)
-        ):
-            return self._done(desc, "mounted")
+        mount_sources = [mount_from] if mount_from else []
+        if self.options.same_registry:
+            mount_sources.append(job.source_repository)
+        for other in mount_sources:
+            if other != repo and self._try_mount(repo, desc, other):
+                return self._done(desc, "mounted")
         sent = self._copy_blob_bytes(job, desc)
         return self._done(desc, "copied", sent)
+
+    def _try_mount(self, repo: str, desc: Descriptor, from_repo: str) -> bool:
+        """A mount is an optimisation: when it keeps failing, copy the bytes instead."""
+        try:
+            return bool(
+                self._with_retries(
+                    lambda: self.destination.mount_blob(repo, desc, from_repo), "mount"
+                )
+            )
+        except TransshipError:
+            return False
 
     def _copy_blob_bytes(self, job: CopyJob, desc: Descriptor) -> int:
         self.emit(

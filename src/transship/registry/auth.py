@@ -52,12 +52,12 @@ def parse_www_authenticate(header: str) -> Challenge | None:
     return Challenge(scheme.lower(), params)
 
 
-def scope_for(path: str, method: str) -> str | None:
+def scope_for(path: str, method: str, push: bool = False) -> str | None:
     """The token scope a request to /v2/<name>/... needs: pull, or pull,push to write."""
     m = re.match(r"^/v2/(.+?)/(manifests|blobs|tags)/", path)
     if not m:
         return "registry:catalog:*" if path.startswith("/v2/_catalog") else None
-    action = "pull" if method in ("GET", "HEAD") else "pull,push"
+    action = "pull" if method in ("GET", "HEAD") and not push else "pull,push"
     return f"repository:{m.group(1)}:{action}"
 
 
@@ -71,6 +71,9 @@ class RegistryAuth(httpx.Auth):
         self._token_client = token_client
         self._lock = threading.Lock()
         self._tokens: dict[str, tuple[str, float]] = {}  # scope -> (token, expires_at)
+        self._fetch_locks: dict[str, threading.Lock] = {}
+        # Set for destinations: ask pull+push tokens up front, so HEADs and uploads share one.
+        self.push_intent = False
         self._bearer: Challenge | None = None  # the realm/service learnt from a challenge
         self._basic = False  # the registry asked for Basic
 
@@ -96,11 +99,10 @@ class RegistryAuth(httpx.Auth):
             self._basic = True
         elif challenge.scheme == "bearer":
             self._bearer = challenge
-            wanted = challenge.params.get("scope") or scope
-            with self._lock:
-                self._tokens.pop(self._key(wanted), None)
-            self._fetch_token(wanted)
-            scope = wanted
+            asked = challenge.params.get("scope")
+            if asked and asked not in (scope or "").split():
+                scope = f"{scope} {asked}" if scope else asked
+            self._token_for(scope, stale=request.headers.get("Authorization"))
         else:
             raise AuthError(f"{request.url.host}: unsupported auth scheme {challenge.scheme!r}")
         if not isinstance(request.stream, httpx.ByteStream):
@@ -118,7 +120,7 @@ class RegistryAuth(httpx.Auth):
 
     # -- helpers ----------------------------------------------------------------------
     def _scope_of(self, request: httpx.Request) -> str | None:
-        scope = scope_for(request.url.path, request.method)
+        scope = scope_for(request.url.path, request.method, self.push_intent)
         extra = request.extensions.get(EXTRA_SCOPE)
         return f"{scope} {extra}" if scope and extra else scope
 
@@ -128,12 +130,24 @@ class RegistryAuth(httpx.Auth):
 
     def _apply(self, request: httpx.Request, scope: str | None) -> None:
         if self._bearer is not None:
-            token = self._cached_token(scope) or self._fetch_token(scope)
+            token = self._token_for(scope)
             if token:
                 request.headers["Authorization"] = f"Bearer {token}"
             return
         if self._basic and self.credentials:
             request.headers["Authorization"] = basic_header(self.credentials)
+
+    def _token_for(self, scope: str | None, stale: str | None = None) -> str | None:
+        """A valid token for the scope; fetched once even when many threads ask at once.
+        `stale` is the Authorization header a 401 refused: a token other than that one,
+        fetched meanwhile by another thread, is good."""
+        with self._lock:
+            scope_lock = self._fetch_locks.setdefault(self._key(scope), threading.Lock())
+        with scope_lock:
+            token = self._cached_token(scope)
+            if token and f"Bearer {token}" != stale:
+                return token
+            return self._fetch_token(scope)
 
     def _cached_token(self, scope: str | None) -> str | None:
         with self._lock:

@@ -36,7 +36,8 @@ from transship.registry.credentials import Credentials
 
 DEFAULT_CHUNK_SIZE = 8 << 20  # bytes per PATCH; one chunk per upload in flight is buffered
 _RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
-_MAX_MANIFEST = 4 << 20  # registries refuse bigger manifests; so do we
+_MAX_MANIFEST = 4 << 20
+_PROBE_TIMEOUT = 5.0  # seconds to wait for TLS from a loopback registry that may speak http  # registries refuse bigger manifests; so do we
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,8 @@ class RegistryClient:
         **kwargs,
     ) -> httpx.Response:
         self.ping()
+        if url.startswith("/"):  # a path: the scheme is known only after the ping
+            url = self.url(url)
         try:
             request = self._http.build_request(method, url, **kwargs)
             response = self._http.send(request, stream=stream)
@@ -181,17 +184,20 @@ class RegistryClient:
         with self._ping_lock:
             if self._pinged:
                 return
+            may_fall_back = self._scheme == "https" and is_loopback(self.host)
+            # A plain-http server may never answer a TLS hello: do not wait long for it.
+            timeout = _PROBE_TIMEOUT if may_fall_back else httpx.USE_CLIENT_DEFAULT
             try:
-                response = self._http.get(self.url("/v2/"))
-            except httpx.ConnectError as e:
-                if self._scheme == "https" and is_loopback(self.host) and _speaks_plain_http(e):
-                    self._scheme = "http"
-                    try:
-                        response = self._http.get(self.url("/v2/"))
-                    except httpx.HTTPError as e2:
-                        raise RegistryError(f"{self.host}: unreachable: {_short(e2)}") from None
-                else:
+                response = self._http.get(self.url("/v2/"), timeout=timeout)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout) as e:
+                speaks_http = isinstance(e, httpx.TimeoutException) or _speaks_plain_http(e)
+                if not (may_fall_back and speaks_http):
                     raise RegistryError(f"{self.host}: unreachable: {_short(e)}") from None
+                self._scheme = "http"
+                try:
+                    response = self._http.get(self.url("/v2/"))
+                except httpx.HTTPError as e2:
+                    raise RegistryError(f"{self.host}: unreachable: {_short(e2)}") from None
             except httpx.TimeoutException:
                 raise TransientError(f"{self.host}: timed out connecting") from None
             except httpx.HTTPError as e:
@@ -206,6 +212,10 @@ class RegistryClient:
                 self._raise_for(response, "ping")
             self._pinged = True
 
+    def prepare_for_push(self) -> None:
+        """Ask for push rights from the first request on (one token instead of two)."""
+        self._auth.push_intent = True
+
     # -- manifests --------------------------------------------------------------------
     def get_manifest(self, repository: str, reference: str) -> RawManifest:
         what = (
@@ -215,7 +225,7 @@ class RegistryClient:
         )
         response = self._request(
             "GET",
-            self.url(f"/v2/{repository}/manifests/{reference}"),
+            f"/v2/{repository}/manifests/{reference}",
             what=what,
             headers={"Accept": mt.MANIFEST_ACCEPT},
         )
@@ -242,7 +252,7 @@ class RegistryClient:
         try:
             response = self._request(
                 "HEAD",
-                self.url(f"/v2/{repository}/manifests/{reference}"),
+                f"/v2/{repository}/manifests/{reference}",
                 what=f"manifest {repository}:{reference}",
                 headers={"Accept": mt.MANIFEST_ACCEPT},
             )
@@ -258,7 +268,7 @@ class RegistryClient:
     def put_manifest(self, repository: str, reference: str, manifest: RawManifest) -> None:
         response = self._request(
             "PUT",
-            self.url(f"/v2/{repository}/manifests/{reference}"),
+            f"/v2/{repository}/manifests/{reference}",
             what=f"push manifest {repository}:{reference}",
             ok=(200, 201, 202),
             content=manifest.data,
@@ -275,7 +285,7 @@ class RegistryClient:
         """The blob's size if the repository has it, else None."""
         try:
             response = self._request(
-                "HEAD", self.url(f"/v2/{repository}/blobs/{digest}"), what=f"blob {digest[:19]}"
+                "HEAD", f"/v2/{repository}/blobs/{digest}", what=f"blob {digest[:19]}"
             )
         except NotFoundError:
             return None
@@ -286,7 +296,7 @@ class RegistryClient:
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         response = self._request(
             "GET",
-            self.url(f"/v2/{repository}/blobs/{digest}"),
+            f"/v2/{repository}/blobs/{digest}",
             what=f"blob {repository}@{digest[:19]}",
             ok=(200, 206),
             stream=True,
@@ -303,7 +313,7 @@ class RegistryClient:
         query = urlencode({"mount": digest, "from": from_repository})
         response = self._request(
             "POST",
-            self.url(f"/v2/{repository}/blobs/uploads/?{query}"),
+            f"/v2/{repository}/blobs/uploads/?{query}",
             what=f"mount {digest[:19]} from {from_repository}",
             ok=(201, 202),
             extensions={EXTRA_SCOPE: f"repository:{from_repository}:pull"},
@@ -325,7 +335,7 @@ class RegistryClient:
     def _start_upload(self, repository: str) -> str:
         response = self._request(
             "POST",
-            self.url(f"/v2/{repository}/blobs/uploads/"),
+            f"/v2/{repository}/blobs/uploads/",
             what=f"start upload to {repository}",
             ok=(202,),
         )
@@ -432,7 +442,7 @@ class RegistryClient:
     # -- listings ---------------------------------------------------------------------
     def _paginate(self, path: str, key: str, what: str) -> list[str]:
         out: list[str] = []
-        url = self.url(path)
+        url = path
         for _ in range(10000):
             response = self._request("GET", url, what=what)
             try:

@@ -36,6 +36,7 @@ class RegistrySource(Source):
 class RegistryDestination(Destination):
     def __init__(self, client: RegistryClient):
         self.client = client
+        client.prepare_for_push()
         self.name = f"docker://{client.host}"
 
     def has_blob(self, repository: str, desc: Descriptor) -> bool:
