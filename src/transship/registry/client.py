@@ -456,11 +456,13 @@ class RegistryClient:
             url = self._absolute(m.group(1))
         return out
 
-    def list_tags(self, repository: str) -> list[str]:
-        return self._paginate(f"/v2/{repository}/tags/list?n=1000", "tags", f"tags of {repository}")
+    def list_tags(self, repository: str, page_size: int = 1000) -> list[str]:
+        return self._paginate(
+            f"/v2/{repository}/tags/list?n={page_size}", "tags", f"tags of {repository}"
+        )
 
-    def catalog(self) -> list[str]:
-        return self._paginate("/v2/_catalog?n=1000", "repositories", "catalog")
+    def catalog(self, page_size: int = 1000) -> list[str]:
+        return self._paginate(f"/v2/_catalog?n={page_size}", "repositories", "catalog")
 
 
 class BlobStream:
