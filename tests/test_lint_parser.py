@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transship.slim.lint import lint_text
 from transship.slim.lint.packages import classify
 from transship.slim.lint.parser import DockerfileError, parse_dockerfile
 from transship.slim.lint.shell import split_commands
@@ -232,3 +237,58 @@ def test_run_heredoc_scripts_are_read_as_shell_but_other_interpreters_are_not() 
     assert steps[2].commands == []
     assert ["apk", "add", "jq"] in [c.argv for c in steps[3].commands]
     assert not steps[4].shell_analysed
+
+
+_CORPUS_TEXTS = [
+    path.read_text()
+    for path in sorted((Path(__file__).parent / "lint_corpus").glob("*/*.Dockerfile"))
+]
+_FRAGMENTS = [
+    "RUN",
+    "COPY x",
+    "FROM",
+    "RUN <<EOF",
+    "EOF",
+    "\\",
+    "RUN rm -rf $",
+    'RUN ["',
+    "FROM a AS b",
+    "WORKDIR",
+    "RUN cd",
+    "RUN chown -R",
+    "RUN mv",
+    "RUN curl -o",
+    "RUN tar -C",
+    "ARG",
+    "ENV",
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_mangled_dockerfiles_lint_or_give_a_parse_error_never_a_crash(data: st.DataObject) -> None:
+    lines = data.draw(st.sampled_from(_CORPUS_TEXTS)).split("\n")
+    for _ in range(data.draw(st.integers(1, 4))):
+        index = data.draw(st.integers(0, len(lines) - 1))
+        action = data.draw(st.sampled_from(["delete", "insert", "garble", "truncate"]))
+        if action == "delete" and len(lines) > 1:
+            del lines[index]
+        elif action == "insert":
+            lines.insert(index, data.draw(st.sampled_from(_FRAGMENTS)))
+        elif action == "garble" and lines[index]:
+            cut = data.draw(st.integers(0, len(lines[index])))
+            char = data.draw(st.sampled_from(list("\\'\"$`{}()<>|&;#*")))
+            lines[index] = lines[index][:cut] + char + lines[index][cut:]
+        elif action == "truncate":
+            lines = lines[: index + 1]
+    try:
+        findings = lint_text("\n".join(lines))
+    except DockerfileError as error:
+        assert "\n" not in str(error)
+    else:
+        assert all(f.line >= 1 and f.end_line >= f.line for f in findings)
+
+
+def test_a_lone_continuation_line_is_nothing() -> None:
+    parsed = parse_dockerfile("FROM alpine\n\\\n\nRUN echo hi\n")
+    assert [i.keyword for i in parsed.instructions] == ["FROM", "RUN"]

@@ -210,7 +210,8 @@ class _Parser:
                 index += 1
             else:
                 instruction, index = self._read_instruction(index, pending_comments)
-                instructions.append(instruction)
+                if instruction is not None:
+                    instructions.append(instruction)
                 pending_comments = []
         self._check_structure(instructions)
         return ParsedDockerfile(
@@ -241,7 +242,7 @@ class _Parser:
 
     def _read_instruction(
         self, start: int, comments_above: list[tuple[int, str]]
-    ) -> tuple[Instruction, int]:
+    ) -> tuple[Instruction | None, int]:
         comments = list(comments_above)
         parts: list[str] = []
         index = start
@@ -265,6 +266,8 @@ class _Parser:
                 break
             line = self.lines[index]
         logical = "".join(parts).strip()
+        if not logical:  # only continuation characters and blank lines: nothing to run
+            return None, index + 1
         keyword_text, *tail = logical.split(None, 1)
         keyword = keyword_text.upper()
         arguments = tail[0].strip() if tail else ""
