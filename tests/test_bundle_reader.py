@@ -209,3 +209,21 @@ def test_verification_runs_files_in_parallel_and_is_repeatable(bundle):
     assert reader.verified
     assert os.path.getsize(bundle) > 0
     assert sample_jobs()  # the helper list is what the fixture saved
+
+
+def test_truncated_volume_of_a_split_bundle_is_named(tmp_path):
+    from tests.bundle_helpers import big_layout
+    from transship.transports.oci_layout import OCILayoutSource
+
+    layout = big_layout(tmp_path / "layout", {"huge": 400_000})
+    dst = BundleDestination(tmp_path / "v" / "v.meta.json", volume_size=128 * 1024)
+    copy_all(OCILayoutSource(layout.path), dst, [("", "huge", "big/huge", "1")])
+    volumes = data_files(dst.meta_path)
+    assert len(volumes) >= 4
+    cut = volumes[2]
+    with open(cut, "r+b") as f:
+        f.truncate(cut.stat().st_size // 2)
+    with pytest.raises(BundleVerificationError) as info:
+        BundleSource(dst.meta_path)
+    assert [p.name for p in info.value.problems] == [cut.name]
+    assert info.value.problems[0].kind == "truncated"

@@ -15,7 +15,7 @@ from tests.bundle_helpers import big_layout, run, sample_jobs, save, sha256_file
 from tests.transport_driver import copy_all
 from transship.bundle import datafile
 from transship.bundle.reader import BundleReader
-from transship.bundle.writer import BundleWriter
+from transship.bundle.writer import BlobStoreWriter, BundleWriter, DataFileNaming, parse_size
 from transship.errors import BundleError, ConfigError, DigestMismatchError
 from transship.oci.descriptor import Descriptor
 from transship.oci.digest import digest_bytes
@@ -343,3 +343,28 @@ def test_disk_full_on_a_real_small_filesystem_then_resume(sample_images, tmp_pat
         BundleSource(out).verify()
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("4G", 4 << 30),
+        ("4GiB", 4 << 30),
+        ("700m", 700 << 20),
+        ("1.5G", 3 << 29),
+        ("65536", 65536),
+        (1024, 1024),
+    ],
+)
+def test_parse_size(text, size):
+    assert parse_size(text) == size
+
+
+def test_parse_size_rejects_junk():
+    with pytest.raises(ConfigError, match="not a size"):
+        parse_size("four gigs")
+
+
+def test_4g_volumes_fit_fat32():
+    store = BlobStoreWriter(Path("/nonexistent"), DataFileNaming("x"), volume_size=parse_size("4G"))
+    assert store.volume_limit == (4 << 30) - 512  # FAT32's limit is 4 GiB - 1

@@ -5,7 +5,8 @@
 memory), verifies size and digest, fsyncs, then journals it. Any failure cuts the data
 file back to where the blob began.
 
-Volumes: with `volume_size`, a data file never grows past it. A member that does not fit
+Volumes: with `volume_size`, a data file stays below it (by at least one byte: FAT32 holds
+files of at most 4 GiB - 1, so `4G` must give files that fit). A member that does not fit
 in the current file starts a new one; a blob larger than a whole volume is split into
 members `blobs/sha256/<hex>.part001`, `.part002`, ... that fill the current volume and
 the next ones (the meta lists every part in order). So each data file stays a plain,
@@ -71,6 +72,20 @@ MIN_VOLUME_SIZE = 64 * 1024
 # names up to 100 bytes; keep room for a `.partNNN` suffix.
 MAX_MEMBER_NAME = 88
 PARTIAL_SUFFIX = ".partial.json"
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str | int) -> int:
+    """`4G`, `4GiB`, `700M`, `1.5g`, `65536` → bytes (K, M, G, T are powers of 1024)."""
+    if isinstance(text, int):
+        return text
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise ConfigError(f"not a size: {text!r} (use e.g. 4G, 700M, 65536)")
+    factor = 1024 ** " kmgt".index(m.group(2).lower() or " ")
+    return int(float(m.group(1)) * factor)
 
 
 @dataclass(frozen=True)
@@ -146,8 +161,8 @@ class _Transaction:
         return self._file()
 
     def _free(self, df: DataFile) -> int:
-        assert self.store.volume_size is not None
-        return self.store.volume_size - df.size - len(EOF_MARKER)
+        assert self.store.volume_limit is not None
+        return self.store.volume_limit - df.size - len(EOF_MARKER)
 
     def _member(self, df: DataFile, name: str, size: int, taker: ChunkTaker) -> Piece:
         offset = df.write_member(name, size, taker)
@@ -158,7 +173,7 @@ class _Transaction:
             raise BundleError(f"tar member name {member!r} is too long for a bundle")
         taker = as_taker(chunks)
         df = self._file()
-        volume = self.store.volume_size
+        volume = self.store.volume_limit
         span = member_span(member, size)
         if volume is None or span <= self._free(df):
             return [self._member(df, member, size, taker)]
@@ -227,6 +242,8 @@ class BlobStoreWriter:
         self.directory = directory
         self.naming = naming
         self.volume_size = volume_size
+        # Largest file size allowed: below volume_size, whole tar blocks.
+        self.volume_limit = (volume_size - 1) // BLOCK * BLOCK if volume_size else None
         self.journal = journal  # off for archives, which are never resumed
         self.workers = 1 if naming.single else workers
         self._lock = threading.Lock()
