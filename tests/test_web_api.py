@@ -306,7 +306,7 @@ def test_messages_come_in_english_and_chinese(client):
 def _keys_used_by_the_page() -> set[str]:
     html = (STATIC_DIR / "index.html").read_text()
     script = (STATIC_DIR / "app.js").read_text()
-    keys = set(re.findall(r'data-i18n(?:-placeholder|-title)?="(web\.[\w.]+)"', html))
+    keys = set(re.findall(r'data-i18n(?:-placeholder|-title|-empty)?="(web\.[\w.]+)"', html))
     keys |= set(re.findall(r'"(web\.[\w.]+)"', script))
     # keys the script builds from a name
     keys |= {f"web.action.{k}" for k in ("check", "copy", "save", "load")}

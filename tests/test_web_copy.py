@@ -187,3 +187,44 @@ def test_events_arrive_while_the_job_runs(source_registry, fresh_registry, gate)
         gate.release()
         events = parse_sse(client.get(f"/api/jobs/{job_id}/events", headers=AUTH).text)
     assert engine_events(events)[-1]["ok"] == 1
+
+
+def test_save_then_load_a_bundle_through_the_api(source_registry, fresh_registry, tmp_path):
+    """image-transmit's "download" then "upload": registry -> bundle folder -> registry."""
+    target = fresh_registry()
+    registries = {
+        "src": {"url": f"http://{source_registry.host}"},
+        "site": {"url": f"http://{target.host}", "repository": "site/apps"},
+    }
+    names = ["oci-multi", "docker-single"]
+    bundle = tmp_path / "usb"
+    with ui_client(registries) as client:
+        features = client.get("/api/registries", headers=AUTH).json()["features"]
+        assert features["save"]["available"] and features["load"]["available"]
+        images = "\n".join(f"samples/{n}:v1" for n in names)
+        _, events = _run_job(
+            client, "save", {"source": "src", "images": images, "bundle": str(bundle)}
+        )
+        done = engine_events(events)[-1]
+        assert done["event"] == "RunDone" and done["ok"] == 2, engine_events(events)
+        assert events[-1].data["status"] == "finished"
+        assert sorted(p.name for p in bundle.glob("*.meta.json")) == ["bundle.meta.json"]
+
+        missing = client.post(
+            "/api/load", headers=AUTH, json={"target": "site", "bundle": str(tmp_path / "nope")}
+        )
+        assert missing.status_code == 400 and "no such bundle" in missing.json()["error"]
+
+        _, events = _run_job(client, "load", {"target": "site", "bundle": str(bundle)})
+        messages = engine_events(events)
+        assert messages[-1]["event"] == "RunDone" and messages[-1]["ok"] == 2, messages
+        stats = [e.data for e in events if e.kind == "stats"][-1]
+        assert (stats["total"], stats["success"]) == (2, 2)
+
+    for name in names:
+        source_ref = f"samples/{name}:v1"
+        assert _raw(target, f"site/apps/{name}:v1") == _raw(source_registry.server, source_ref)
+        for digest in source_registry[name].manifests:
+            assert _raw(target, f"site/apps/{name}@{digest}") == _raw(
+                source_registry.server, f"samples/{name}@{digest}"
+            )

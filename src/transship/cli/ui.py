@@ -11,8 +11,6 @@ import typer
 from transship.cli.common import EXIT_USAGE, fail, get_config, handle_errors, stderr
 from transship.cli.main import app
 from transship.i18n import t
-from transship.web.app import create_app
-from transship.web.security import loopback_hosts, new_token
 
 
 def is_loopback(host: str) -> bool:
@@ -68,7 +66,11 @@ def ui(
     transship ui                     # then open the printed address
     transship ui --config cfg.yaml --open
     """
-    import uvicorn  # imported here: the other commands do not need it
+    # Imported here: the other commands need neither the web app nor its server.
+    import uvicorn
+
+    from transship.web.app import create_app
+    from transship.web.security import loopback_hosts, new_token
 
     if not is_loopback(host):
         if not allow_remote:
@@ -93,7 +95,13 @@ def ui(
     if open_browser:
         webbrowser.open(url)
     server = uvicorn.Server(
-        uvicorn.Config(asgi, log_level="warning", access_log=False, lifespan="off")
+        uvicorn.Config(
+            asgi,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=3,  # open event streams must not hold up Ctrl+C
+        )
     )
     try:
         server.run(sockets=[sock])

@@ -1,10 +1,10 @@
-"""Registry-to-registry runs from the configuration: the wiring `transship copy` and the web
-UI share.
+"""Runs from the configuration: the wiring the CLI commands and the web UI share.
 
 Given the config, an image list and the names of a source and a target registry, this
 plans the jobs, opens the registries, runs the engine once per source registry (a list may
-mix registries) and merges the results, or only resolves every image (`check_images`).
-Callers render the events; nothing here prints.
+mix registries) and merges the results (`run_copy`), only resolves every image
+(`check_images`), saves the images into a bundle (`run_save`) or loads a bundle into a
+registry (`run_load`). Callers render the events; nothing here prints.
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from transship.config import CacheConfig, Config, RegistryConfig
 from transship.engine import events as ev
-from transship.engine.copy import CopyJob, CopyOptions, RunSummary, copy_images
+from transship.engine.copy import CopyEngine, CopyJob, CopyOptions, RunSummary, copy_images
 from transship.engine.jobs import InvalidLine, PlannedJob, plan_jobs
-from transship.errors import NotFoundError, ReferenceError_, UnsupportedError
-from transship.reference import MappingLine
+from transship.errors import ConfigError, NotFoundError, ReferenceError_, UnsupportedError
+from transship.reference import ImageReference, MappingLine, rewrite_repository
 from transship.registry.client import RegistryClient
+from transship.transports.base import Destination, Source
 from transship.transports.cache import BlobCache, CachingSource
 from transship.transports.registry import RegistryDestination, RegistrySource
 
@@ -218,3 +220,177 @@ def check_images(
         for client in clients.values():
             with contextlib.suppress(Exception):
                 client.close()
+
+
+# -- bundles -------------------------------------------------------------------------------------
+def plan_save(cfg: Config, lines: Sequence[MappingLine], *, source: str | None) -> ListPlan:
+    """Jobs for saving an image list into a bundle: images keep their repository (renames
+    with `->` apply); a target registry's rewrite applies later, when the bundle is loaded."""
+    source_cfg = cfg.registry(source) if source else None
+    planned, invalid = plan_jobs(
+        list(lines),
+        source_registry=source_cfg.host if source_cfg else None,
+        source_prefix=source_cfg.path_prefix if source_cfg else "",
+    )
+    return ListPlan(planned, invalid, RegistryConfig(url="bundle"))
+
+
+def run_save(
+    cfg: Config,
+    planned: Sequence[PlannedJob],
+    bundle: str | Path,
+    options: CopyOptions,
+    emit: Emit,
+    *,
+    src_insecure: bool = False,
+    skip_verify: bool = False,
+    blob_cache: BlobCache | None = None,
+    **bundle_options: object,
+) -> tuple[RunSummary, Path | None]:
+    """Copy `planned` from their registries into the bundle at `bundle` (a folder, or
+    DIR/NAME.meta.json); returns the summary and the meta file written (None when no
+    image could be saved: then nothing is committed and a re-run resumes).
+
+    bundle_options go to BundleDestination (since=[parent meta files], volume_size, ...).
+    """
+    from transship.transports.bundle import BundleDestination  # bundle code only when used
+
+    destination = BundleDestination(bundle, **bundle_options)  # type: ignore[arg-type]
+    for p in planned:
+        destination.record_source(p.job.target_repository, p.job.target_tag, p.job.source_label)
+
+    def open_source(host: str) -> Source:
+        client = open_client(
+            cfg.registry(host), options.maxconn, insecure=src_insecure, skip_verify=skip_verify
+        )
+        source: Source = RegistrySource(client)
+        return CachingSource(source, blob_cache) if blob_cache else source
+
+    try:
+        summary = _run_groups(planned, destination, options, emit, open_source)
+        if summary.ok:
+            destination.commit()
+        else:
+            destination.abort()
+    finally:
+        destination.close()
+        if blob_cache:
+            blob_cache.evict()
+    return summary, destination.meta_path if summary.ok else None
+
+
+def _run_groups(
+    planned: Sequence[PlannedJob],
+    destination: Destination,
+    options: CopyOptions,
+    emit: Emit,
+    open_source: Callable[[str], Source],
+) -> RunSummary:
+    """One engine run per source registry into one destination, reported as one run; the
+    caller commits the destination once."""
+    by_source: dict[str, list[CopyJob]] = defaultdict(list)
+    for p in planned:
+        by_source[p.source_registry].append(p.job)
+    emit(ev.RunStarted(images=len(planned)))
+    quiet = _without_run_events(emit)
+    total = RunSummary([])
+    for host, jobs in by_source.items():
+        source = open_source(host)
+        try:
+            summary = CopyEngine(source, destination, options, quiet).run(jobs)
+        finally:
+            source.close()
+        total = merge_summaries(total, summary)
+    emit(run_done_event(total))
+    return total
+
+
+def find_bundle_meta(path: str | Path) -> Path:
+    """The meta file of the bundle at `path`: the file itself, or the only one in a folder
+    (transship's NAME.meta.json or image-transmit's NAME_meta.yaml)."""
+    from transship.bundle.meta import META_SUFFIX
+    from transship.transports.image_transmit import META_SUFFIX as IMAGE_TRANSMIT_SUFFIX
+
+    path = Path(path).expanduser()
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise ConfigError(f"{path}: no such bundle (give its folder or its meta file)")
+    found = sorted(
+        p
+        for p in path.iterdir()
+        if p.name.endswith((META_SUFFIX, IMAGE_TRANSMIT_SUFFIX)) and p.is_file()
+    )
+    if not found:
+        raise ConfigError(f"{path}: no bundle meta file (*{META_SUFFIX}) in this folder")
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found[:5])
+        raise ConfigError(f"{path}: holds several bundles ({names}); give the meta file to load")
+    return found[0]
+
+
+def load_jobs(source: Source, rewrite: str | None, only: Sequence[str] = ()) -> list[CopyJob]:
+    """One job per image of a bundle source, to the target's repository rewrite; `only`
+    (repository:tag names) keeps just those."""
+    wanted = {ImageReference.parse(name).tagged_or_latest for name in only}
+    jobs = []
+    for location in source.locations():  # type: ignore[attr-defined]
+        name = str(location)
+        if wanted and not any(
+            w.repository == location.repository and w.reference in (location.tag, location.digest)
+            for w in wanted
+        ):
+            continue
+        jobs.append(
+            CopyJob(
+                label=name,
+                source_repository=location.repository,
+                source_reference=location.reference,
+                target_repository=rewrite_repository(location.repository, rewrite),
+                target_tag=location.tag,
+                source_label=name,
+            )
+        )
+    if wanted and len(jobs) < len(wanted):
+        held = {(j.source_repository, j.source_reference) for j in jobs}
+        missing = [str(w) for w in wanted if (w.repository, w.reference) not in held]
+        raise NotFoundError(f"not in the bundle: {', '.join(sorted(missing))}")
+    return jobs
+
+
+def run_load(
+    cfg: Config,
+    bundle: str | Path,
+    target: RegistryConfig,
+    options: CopyOptions,
+    emit: Emit,
+    *,
+    only: Sequence[str] = (),
+    dst_insecure: bool = False,
+    skip_verify: bool = False,
+) -> RunSummary:
+    """Push the images of the bundle at `bundle` (verified first) into registry `target`.
+
+    An incremental bundle's parents must have been loaded there before: if not, this
+    raises naming the parent to load first, before anything is pushed.
+    """
+    from transship.transports.factory import open_source
+
+    source = open_source(str(find_bundle_meta(bundle)))
+    try:
+        jobs = load_jobs(source, target.repository, only)
+        destination: Destination = RegistryDestination(
+            open_client(target, options.maxconn, insecure=dst_insecure, skip_verify=skip_verify)
+        )
+        try:
+            prepare = getattr(source, "prepare_load", None)
+            if prepare is not None:  # incremental bundles: check and use the parents
+                destination = prepare(
+                    destination,
+                    lambda repository: rewrite_repository(repository, target.repository),
+                )
+            return copy_images(source, destination, jobs, options, emit)
+        finally:
+            destination.close()
+    finally:
+        source.close()

@@ -18,7 +18,17 @@ from transship.config import Config
 from transship.engine import events as ev
 from transship.engine.copy import CopyOptions
 from transship.engine.jobs import InvalidLine
-from transship.engine.session import ListPlan, check_images, open_cache, plan_list, run_copy
+from transship.engine.session import (
+    ListPlan,
+    check_images,
+    find_bundle_meta,
+    open_cache,
+    plan_list,
+    plan_save,
+    run_copy,
+    run_load,
+    run_save,
+)
 from transship.errors import ConfigError, UnsupportedError
 from transship.oci.descriptor import Platform
 from transship.reference import parse_image_list
@@ -52,11 +62,18 @@ class PreparedJob:
 class Feature:
     available: bool
     note: str = ""  # why it is not available
+    code: str = ""  # the note's message key on the page: web.feature.<code>
 
 
 def features() -> dict[str, Feature]:
     """Which actions this build can run; the page disables the others and says why."""
-    bundles = Feature(False, "bundles are not available in this build yet")
+    try:
+        import transship.transports.bundle  # noqa: F401
+        import transship.transports.factory  # noqa: F401
+
+        bundles = Feature(True)
+    except ImportError:
+        bundles = Feature(False, "bundles are not available in this build yet", "bundles_pending")
     return {
         "check": Feature(True),
         "copy": Feature(True),
@@ -173,7 +190,62 @@ def prepare_copy(cfg: Config, request: JobRequest) -> PreparedJob:
     return PreparedJob("copy", _params(request, plan), run)
 
 
+# -- bundles ------------------------------------------------------------------------------------
+def _bundle_path(request: JobRequest) -> str:
+    if not request.bundle or not request.bundle.strip():
+        raise ConfigError("give the bundle directory")
+    return request.bundle.strip()
+
+
+def prepare_save(cfg: Config, request: JobRequest) -> PreparedJob:
+    """Registry -> bundle (image-transmit's "download")."""
+    bundle = _bundle_path(request)
+    lines = parse_image_list(request.images)
+    if not lines:
+        raise ConfigError("the image list is empty: paste one image per line")
+    plan = plan_save(cfg, lines, source=request.source or None)
+    options = _copy_options(cfg, request)
+
+    def run(job: Job) -> None:
+        options.cancel = job.cancel
+        job.stats.set_total(len(plan.planned) + len(plan.invalid))
+        _report_invalid_lines(job, plan.invalid)
+        run_save(cfg, plan.planned, bundle, options, job.emit, blob_cache=open_cache(cfg, None))
+
+    params = {
+        "source": request.source or "",
+        "bundle": bundle,
+        "images": len(plan.planned) + len(plan.invalid),
+    }
+    return PreparedJob("save", params, run)
+
+
+def prepare_load(cfg: Config, request: JobRequest) -> PreparedJob:
+    """Bundle -> registry (image-transmit's "upload"); the image list, if any, picks images."""
+    bundle = str(find_bundle_meta(_bundle_path(request)))
+    if not request.target:
+        raise ConfigError("choose a target registry")
+    target = cfg.registry(request.target)
+    only = [line.source for line in parse_image_list(request.images)]
+    options = _copy_options(cfg, request)
+
+    def run(job: Job) -> None:
+        options.cancel = job.cancel
+
+        def emit(event: ev.Event) -> None:
+            if isinstance(event, ev.RunStarted):
+                job.stats.set_total(event.images)
+            job.emit(event)
+
+        run_load(cfg, bundle, target, options, emit, only=only)
+
+    params = {"bundle": bundle, "target": request.target, "images": len(only)}
+    return PreparedJob("load", params, run)
+
+
 _PREPARERS: dict[str, Callable[[Config, JobRequest], PreparedJob]] = {
     "check": prepare_check,
     "copy": prepare_copy,
+    "save": prepare_save,
+    "load": prepare_load,
 }

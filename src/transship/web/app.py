@@ -155,7 +155,8 @@ async def _registries(state: UIState, request: Request) -> Response:
             "defaults": {"maxconn": cfg.maxconn, "retries": cfg.retries, "lang": cfg.lang or ""},
             "config_file": cfg.source_file or "",
             "features": {
-                kind: {"available": f.available, "note": f.note} for kind, f in features().items()
+                kind: {"available": f.available, "note": f.note, "code": f.code}
+                for kind, f in features().items()
             },
             "version": __version__,
         }

@@ -4,7 +4,7 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const LOG_LINES_KEPT = 3000;
+  const LOG_LINES_KEPT = 5000;
   const KINDS = ["check", "copy", "save", "load"];
 
   const state = {
@@ -18,6 +18,8 @@
     job: null, // {id, kind}
     source: null, // EventSource of the job followed
     failures: [],
+    logEntries: [], // {cls, text: () => string, time, detail}: re-rendered on a language switch
+    history: [],
     lastStats: null,
     cancelling: false,
   };
@@ -62,6 +64,9 @@
     for (const el of document.querySelectorAll("[data-i18n-title]")) {
       el.title = t(el.dataset.i18nTitle);
     }
+    for (const el of document.querySelectorAll("[data-i18n-empty]")) {
+      el.dataset.empty = t(el.dataset.i18nEmpty); // shown by CSS while the element is empty
+    }
     for (const button of document.querySelectorAll(".lang-btn")) {
       button.setAttribute("aria-pressed", String(button.dataset.lang === state.lang));
     }
@@ -71,7 +76,8 @@
     renderStatus();
     if (state.lastStats) renderStats(state.lastStats);
     renderFailures();
-    refreshHistory();
+    renderLog();
+    renderHistory();
   }
 
   // -- formatting ---------------------------------------------------------------------------
@@ -172,15 +178,19 @@
   }
 
   function renderFeatures() {
-    const notes = [];
+    const byNote = new Map(); // one line per reason: "Save bundle, Load bundle: ..."
     for (const kind of KINDS) {
       const feature = state.features[kind];
       const button = $(`btn-${kind}`);
       const available = !feature || feature.available;
       button.dataset.available = String(available);
-      if (!available) notes.push(t("web.action.unavailable", { action: t(`web.action.${kind}`), note: feature.note }));
+      if (available) continue;
+      const key = `web.feature.${feature.code}`;
+      const note = feature.code && state.messages[key] ? t(key) : feature.note;
+      byNote.set(note, [...(byNote.get(note) || []), t(`web.action.${kind}`)]);
     }
-    $("feature-notes").textContent = notes.join(" ");
+    const lines = [...byNote].map(([note, actions]) => t("web.action.unavailable", { action: actions.join(state.lang === "zh" ? "、" : ", "), note }));
+    $("feature-notes").textContent = lines.join(" ");
     updateButtons();
   }
 
@@ -237,7 +247,8 @@
   }
 
   function resetView() {
-    $("log").replaceChildren();
+    state.logEntries = [];
+    renderLog();
     state.failures = [];
     state.lastStats = null;
     renderFailures();
@@ -277,7 +288,7 @@
     state.cancelling = true;
     updateButtons();
     renderStatus();
-    log("warn", t("web.log.cancel_requested"));
+    log("warn", () => t("web.log.cancel_requested"));
     try {
       await api(`/api/jobs/${encodeURIComponent(state.job.id)}/cancel`, { method: "POST" });
     } catch (error) {
@@ -286,60 +297,79 @@
   }
 
   // -- events -> log, failures ------------------------------------------------------------------------
-  function log(kind, text, time) {
-    const pane = $("log");
+  function logLine(entry) {
     const line = document.createElement("div");
     const stamp = document.createElement("span");
     stamp.className = "time";
-    stamp.textContent = `${clock(time)} `;
+    stamp.textContent = `${clock(entry.time)} `;
     const body = document.createElement("span");
-    body.className = kind;
-    body.textContent = text;
+    body.className = entry.cls;
+    body.textContent = entry.text();
     line.append(stamp, body);
+    return line;
+  }
+
+  const shown = (entry) => !entry.detail || $("log-details").checked;
+
+  // A line of the log; `text` is called again when the language changes.
+  function log(cls, text, time, detail = false) {
+    const entry = { cls, text, time: time || Date.now() / 1000, detail };
+    state.logEntries.push(entry);
+    if (state.logEntries.length > LOG_LINES_KEPT) {
+      state.logEntries.shift();
+      if (state.logEntries.length % 500 === 0) renderLog(); // now and then, drop old lines
+    }
+    if (!shown(entry)) return;
+    const pane = $("log");
     const atBottom = pane.scrollTop + pane.clientHeight >= pane.scrollHeight - 8;
-    pane.append(line);
-    while (pane.childElementCount > LOG_LINES_KEPT) pane.firstElementChild.remove();
+    pane.append(logLine(entry));
     if (atBottom) pane.scrollTop = pane.scrollHeight;
   }
 
+  function renderLog() {
+    const pane = $("log");
+    pane.replaceChildren(...state.logEntries.filter(shown).map(logLine));
+    pane.scrollTop = pane.scrollHeight;
+  }
+
   function onEvent(e) {
-    const details = $("log-details").checked;
+    const at = e.time;
     switch (e.event) {
       case "RunStarted":
-        log("info", t("web.log.run_started", { images: e.images }), e.time);
+        log("info", () => t("web.log.run_started", { images: e.images }), at);
         break;
       case "ImagePlanned":
-        if (details) log("dim", t("web.log.image_planned", { image: e.image, blobs: e.blobs, size: bytes(e.bytes) }), e.time);
+        log("dim", () => t("web.log.image_planned", { image: e.image, blobs: e.blobs, size: bytes(e.bytes) }), at, true);
         break;
       case "ImageDone":
-        log("ok", t("web.log.image_done", { image: e.image, target: e.target, digest: shortDigest(e.digest) }), e.time);
-        for (const note of e.notes || []) log("warn", t("web.log.note", { image: e.image, note }), e.time);
+        log("ok", () => t("web.log.image_done", { image: e.image, target: e.target, digest: shortDigest(e.digest) }), at);
+        for (const note of e.notes || []) log("warn", () => t("web.log.note", { image: e.image, note }), at);
         break;
       case "ImageFailed":
-        log(e.invalid ? "warn" : "bad", t(e.invalid ? "web.log.image_invalid" : "web.log.image_failed", { image: e.image, reason: e.reason }), e.time);
+        log(e.invalid ? "warn" : "bad", () => t(e.invalid ? "web.log.image_invalid" : "web.log.image_failed", { image: e.image, reason: e.reason }), at);
         state.failures.push(e);
         renderFailures();
         break;
       case "BlobStarted":
-        if (details) log("dim", t("web.log.blob_started", { digest: shortDigest(e.digest), size: bytes(e.size) }), e.time);
+        log("dim", () => t("web.log.blob_started", { digest: shortDigest(e.digest), size: bytes(e.size) }), at, true);
         break;
       case "BlobDone":
-        if (details) log("dim", t("web.log.blob_done", { digest: shortDigest(e.digest), how: t(`web.log.how.${e.how}`), size: bytes(e.size) }), e.time);
+        log("dim", () => t("web.log.blob_done", { digest: shortDigest(e.digest), how: t(`web.log.how.${e.how}`), size: bytes(e.size) }), at, true);
         break;
       case "BlobRetry":
-        log("warn", t("web.log.blob_retry", { digest: shortDigest(e.digest), attempt: e.attempt, reason: e.reason }), e.time);
+        log("warn", () => t("web.log.blob_retry", { digest: shortDigest(e.digest), attempt: e.attempt, reason: e.reason }), at);
         break;
       case "RunDone":
-        log(e.failed || e.invalid ? "warn" : "ok", t("web.log.run_done", {
+        log(e.failed || e.invalid ? "warn" : "ok", () => t("web.log.run_done", {
           ok: e.ok, failed: e.failed, invalid: e.invalid, sent: bytes(e.bytes_sent), seconds: duration(e.seconds),
           copied: e.blobs_copied, skipped: e.blobs_skipped, mounted: e.blobs_mounted,
-        }), e.time);
+        }), at);
         break;
       case "JobFailed":
-        log("bad", t("web.log.job_failed", { reason: e.reason }), e.time);
+        log("bad", () => t("web.log.job_failed", { reason: e.reason }), at);
         break;
       default:
-        if (details) log("dim", JSON.stringify(e), e.time);
+        log("dim", () => JSON.stringify(e), at, true);
     }
   }
 
@@ -432,29 +462,33 @@
   // -- history ---------------------------------------------------------------------------------------
   async function refreshHistory() {
     if (!state.token) return;
-    let body;
     try {
-      body = await api("/api/jobs");
+      state.history = (await api("/api/jobs")).jobs;
     } catch {
       return;
     }
+    renderHistory();
+  }
+
+  function renderHistory() {
     const tbody = $("history").tBodies[0];
     tbody.replaceChildren();
-    for (const job of body.jobs) {
+    for (const job of state.history) {
       const row = document.createElement("tr");
       row.className = "clickable" + (state.job && state.job.id === job.id ? " current" : "");
       row.title = t("web.history.open");
       const p = job.params || {};
-      const route = [p.source || (p.bundle && job.kind === "load" ? p.bundle : "") || "…", p.target || (job.kind === "save" ? p.bundle : "") || "…"].join(" → ");
+      const from = p.source || (job.kind === "load" ? p.bundle : "") || "…";
+      const to = p.target || (job.kind === "save" ? p.bundle : "") || "…";
       const s = job.stats;
       const result = t("web.history.counts", { success: s.success, failed: s.failed, invalid: s.invalid, total: s.total });
       const status = document.createElement("td");
       status.append(tag(t(`web.job_status.${job.status}`), job.status));
-      row.append(cell(clock(job.created)), cell(t(`web.action.${job.kind}`)), cell(route, "mono"), cell(result), status);
+      row.append(cell(clock(job.created)), cell(t(`web.action.${job.kind}`)), cell(`${from} → ${to}`, "mono"), cell(result), status);
       row.addEventListener("click", () => follow(job.id, job.kind, job.status === "running"));
       tbody.append(row);
     }
-    $("history-empty").hidden = body.jobs.length > 0;
+    $("history-empty").hidden = state.history.length > 0;
   }
 
   // -- start-up ----------------------------------------------------------------------------------------
@@ -468,7 +502,11 @@
     }
     for (const kind of KINDS) $(`btn-${kind}`).addEventListener("click", () => start(kind));
     $("btn-cancel").addEventListener("click", cancel);
-    $("log-clear").addEventListener("click", () => $("log").replaceChildren());
+    $("log-clear").addEventListener("click", () => {
+      state.logEntries = [];
+      renderLog();
+    });
+    $("log-details").addEventListener("change", renderLog);
     $("failures-retry").addEventListener("click", retryFailures);
 
     let configLang = "";
@@ -489,13 +527,9 @@
     }
     if (registriesError) showBanner(t("web.error.server", { error: registriesError.message }));
     // A job still running (page reloaded, or started elsewhere): follow it.
-    try {
-      const body = await api("/api/jobs");
-      const running = body.jobs.find((job) => job.status === "running");
-      if (running) follow(running.id, running.kind, true);
-    } catch {
-      /* the history stays empty */
-    }
+    await refreshHistory();
+    const running = state.history.find((job) => job.status === "running");
+    if (running) follow(running.id, running.kind, true);
   }
 
   document.addEventListener("DOMContentLoaded", main);
