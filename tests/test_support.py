@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import ssl
 import subprocess
 import time
@@ -482,3 +483,25 @@ def test_token_issuer_anonymous_gets_pull_only(fresh_registry) -> None:
         {"type": "repository", "name": "selftest/anon", "actions": ["pull"]}
     ]
     assert server.token_issuer.requests[-1].username is None
+
+
+def test_fault_proxy_head_error_keeps_connection_usable(
+    registry: RegistryServer, fault_proxy
+) -> None:
+    digest = _upload_blob(registry.url, "selftest/head", b"head me")
+    proxy = fault_proxy(registry, plan=[503])
+    with httpx.Client(base_url=proxy.url) as client:
+        assert client.head(f"/v2/selftest/head/blobs/{digest}").status_code == 503
+        # Same keep-alive connection: a stray error body would corrupt this answer.
+        assert client.get(f"/v2/selftest/head/blobs/{digest}").content == b"head me"
+    assert proxy.faults == {"error_503": 1}
+
+
+def test_fault_proxy_answers_tls_probe_at_once(registry: RegistryServer, fault_proxy) -> None:
+    proxy = fault_proxy(registry)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+    with raw, pytest.raises(ssl.SSLError):  # a hang would raise TimeoutError instead
+        context.wrap_socket(raw, server_hostname="127.0.0.1")

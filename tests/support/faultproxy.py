@@ -28,6 +28,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 _HEAD_LIMIT = 64 * 1024
+_TLS_HANDSHAKE_RECORD = 0x16
+_NOT_TLS_ANSWER = (
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+)
 _COPY_CHUNK = 64 * 1024
 
 PASS = "pass"
@@ -274,6 +278,10 @@ class FaultProxy:
             client_reader = _SocketReader(client)
             upstream_reader: _SocketReader | None = None
             while True:
+                if client_reader.peek_byte() == _TLS_HANDSHAKE_RECORD:
+                    # A client probing for HTTPS: answer at once, as Go's HTTP server does.
+                    client.sendall(_NOT_TLS_ANSWER)
+                    return
                 request = _read_head(client_reader)
                 if request is None:
                     return  # client closed between requests
@@ -402,6 +410,12 @@ class _SocketReader:
                 line = bytes(self._buffer)
                 self._buffer.clear()
                 return line
+
+    def peek_byte(self) -> int | None:
+        """The next byte without consuming it; None at end of stream."""
+        if not self._buffer and not self._fill():
+            return None
+        return self._buffer[0]
 
     def read1(self, size: int) -> bytes:
         """Up to `size` bytes: what is buffered, or one recv; b"" at end of stream."""
