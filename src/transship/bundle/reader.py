@@ -70,7 +70,7 @@ class DataFileProblem:
         return f"{self.name} ({self.kind}{': ' + self.detail if self.detail else ''})"
 
 
-@dataclass
+@dataclass(eq=False)
 class BundleVerificationError(BundleError):
     """Some data files are missing or damaged; `problems` lists each one."""
 

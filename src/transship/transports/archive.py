@@ -189,6 +189,7 @@ class DockerArchiveSource(Source):
             self._oci_entries = read_index_entries(self.tar.read("index.json"), self.where)
         self._lock = threading.Lock()
         self._blob_members: dict[str, str] = {}  # digest -> member name
+        self._manifests: dict[int, RawManifest] = {}  # by position in manifest.json
 
     def locations(self) -> list[ImageLocation]:
         out = []
@@ -272,6 +273,17 @@ class DockerArchiveSource(Source):
         return self._manifest_of(self._find_entry(repository, reference))
 
     def _manifest_of(self, entry: dict[str, Any]) -> RawManifest:
+        """The entry's manifest, built (hashing every layer file) once."""
+        key = next(i for i, e in enumerate(self._entries) if e is entry)
+        with self._lock:
+            cached = self._manifests.get(key)
+        if cached is None:
+            cached = self._build_manifest(entry)
+            with self._lock:
+                self._manifests[key] = cached
+        return cached
+
+    def _build_manifest(self, entry: dict[str, Any]) -> RawManifest:
         if self._oci_entries:
             exact = self._oci_manifest_for(entry)
             if exact is not None:
