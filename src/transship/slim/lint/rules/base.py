@@ -7,6 +7,7 @@ import posixpath
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,7 @@ def home_normalised(path: str) -> str:
     return path
 
 
+@lru_cache(maxsize=4096)
 def strip_globs(path: str) -> str:
     """``/var/lib/apt/lists/*`` → ``/var/lib/apt/lists``: a trailing "everything in" means the dir."""
     for suffix in ("/*", "/**", "/.*", "/"):
@@ -118,11 +120,16 @@ def strip_globs(path: str) -> str:
     return path or "/"
 
 
+_GLOB_CHARS = frozenset("*?[")
+
+
 def covers(pattern: str, path: str) -> bool:
     """True when deleting `pattern` (maybe a glob) deletes `path` or everything in it."""
     pattern = strip_globs(pattern)
     if pattern in ("/", HOME, ""):
         return False
+    if _GLOB_CHARS.isdisjoint(pattern):
+        return path == pattern or path.startswith(pattern + "/")
     parts = path.split("/")
     for count in range(1, len(parts) + 1):
         prefix = "/".join(parts[:count])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from transship.slim.lint.parser import heredoc_marker
@@ -95,10 +95,10 @@ class Added:
     step: Step
     is_dir: bool
     context_source: str | None = None  # the local source, relative to the build context
+    is_glob: bool = field(init=False)
 
-    @property
-    def is_glob(self) -> bool:
-        return any(c in self.path for c in _GLOB_CHARS)
+    def __post_init__(self) -> None:
+        self.is_glob = any(c in self.path for c in _GLOB_CHARS)
 
 
 def is_url(text: str) -> bool:
