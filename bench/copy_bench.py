@@ -60,9 +60,10 @@ CommandBuilder = Callable[[Registry, Registry, list[str], Path], list[str]]
 def transship_command(
     src: Registry, dst: Registry, images: list[str], scratch: Path, maxconn: int
 ) -> list[str]:
-    # ASSUMED INTERFACE of `transship copy` (the CLI is being written): a config file naming
-    # the registries, `--from`/`--to` naming entries of it, `--list` a file of images.
-    # If the real flags differ, this function is the only place to change.
+    # The interface of `transship copy` this benchmark relies on (it was written against the
+    # planned CLI; `transship copy --help` agrees): a config file naming the registries,
+    # `--from`/`--to` naming entries of it, `--list` a file of images, `maxconn` in the
+    # config. If the flags change, this function is the only place to change.
     config = scratch / "cfg.yaml"
     config.write_text(
         textwrap.dedent(
@@ -139,8 +140,8 @@ def curl_floor_command(blob_paths: list[Path]) -> CommandBuilder:
                     tr -d '\\r' | sed -n 's/^[Ll]ocation: //p')
                   case $location in http*) ;; *) location="{dst.url}$location" ;; esac
                   case $location in *\\?*) sep='&' ;; *) sep='?' ;; esac
-                  curl -sS -f -X PUT -H 'Content-Type: application/octet-stream' \\
-                    --data-binary "@$file" "$location${{sep}}digest=$digest" -o /dev/null
+                  curl -sS -f -T "$file" -H 'Content-Type: application/octet-stream' \\
+                    "$location${{sep}}digest=$digest" -o /dev/null
                 }}
                 export -f upload
                 xargs -a {scratch / "blobs.txt"} -P 6 -n 1 bash -c 'upload "$0"'
@@ -242,7 +243,10 @@ def run_scenario(
             )  # fmt: skip
 
     results = run_alternating(tools, runs, trial)
-    baseline = next((t.name for t in tools if t.available and t.name != "curl-floor"), None)
+    # Ratios are against the peer (skopeo copy) when it ran, else the first tool that did.
+    candidates = ["skopeo-copy"] + [t.name for t in tools if t.name != "curl-floor"]
+    available = {t.name for t in tools if t.available}
+    baseline = next((name for name in candidates if name in available), None)
     rows = summarize(results, baseline)
     table = format_table(title, rows, f" (vs {baseline})" if baseline else "")
     print("\n" + table, flush=True)
@@ -306,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
             "curl-floor": curl_floor_command(unique_blob_paths(fleet, images)),
         }
 
+    load_at_start = os.getloadavg()  # other work on the machine skews the timings
     report: dict = {
+        "load_average_at_start": load_at_start,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "scale": args.scale,
         "runs": args.runs,
@@ -341,8 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     (OUT_DIR / f"copy-{stamp}.json").write_text(json.dumps(report, indent=1))
+    report["load_average_at_end"] = os.getloadavg()
     header = (
-        f"copy benchmark, scale {args.scale}, {args.runs} runs, {os.cpu_count()} cores; "
+        f"copy benchmark, scale {args.scale}, {args.runs} runs, {os.cpu_count()} cores, "
+        f"load average {load_at_start[0]:.1f} at start and {os.getloadavg()[0]:.1f} at end; "
         f"fleet: {fleet['totals']['images']} images, "
         f"{fleet['totals']['unique_compressed_bytes'] / 1e9:.2f} GB unique blobs"
     )

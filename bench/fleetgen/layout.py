@@ -216,6 +216,9 @@ class LayoutWriter:
         target.mkdir(parents=True, exist_ok=True)
         links = {"manifest.json": image.digest, image.config_digest[7:]: image.config_digest}
         links.update({r.digest[7:]: r.digest for r in image.layers})
+        for stale in target.iterdir():
+            if stale.name not in links and stale.name != "version":
+                stale.unlink()
         for name, digest in links.items():
             _link(self.blobs / digest.split(":", 1)[1], target / name)
         (target / "version").write_text("Directory Transport Version: 1.1\n")
