@@ -246,3 +246,16 @@ def test_cli_dockerfile_notes_in_chinese(monkeypatch: pytest.MonkeyPatch) -> Non
     text = runner.invoke(app, ["offload", "dockerfile"]).stdout
     assert "allowLinking" in text and "符号链接" in text
     parse_dockerfile(text)
+
+
+def test_a_lib_link_through_a_linked_shared_directory_is_not_counted_as_linked(
+    tmp_path: Path,
+) -> None:
+    lib, shared, elsewhere = tmp_path / "lib", tmp_path / "shared", tmp_path / "elsewhere"
+    write(elsewhere / "x.jar", b"x" * 10)
+    lib.mkdir()
+    shared.mkdir()
+    os.symlink(elsewhere, shared / "detour")
+    os.symlink("../shared/detour/x.jar", lib / "x.jar")
+    plan = plan_offload(lib, shared)
+    assert (plan.already_linked, plan.skipped_links) == (0, 1)

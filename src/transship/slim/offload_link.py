@@ -162,6 +162,12 @@ def _points_into(link: Path, shared_root: Path) -> bool:
     if not _inside(resolved, shared_root) or resolved == shared_root:
         return False
     try:
+        # Every directory on the way must be a real directory: no detour through a link.
+        for directory in resolved.relative_to(shared_root).parents:
+            if directory != Path(".") and not stat.S_ISDIR(
+                (shared_root / directory).lstat().st_mode
+            ):
+                return False
         return stat.S_ISREG(resolved.lstat().st_mode)
     except OSError:
         return False

@@ -9,7 +9,6 @@ ARG defaults.
 
 from __future__ import annotations
 
-import json
 import posixpath
 import shlex
 from collections.abc import Mapping
@@ -306,16 +305,3 @@ def _shell_words(text: str) -> list[str]:
         return shlex.split(text)
     except ValueError:
         return [_unquote(word) for word in split_words(text)]
-
-
-def json_or_words(instruction: Instruction) -> list[str]:
-    """The arguments as a list, exec form or not."""
-    if instruction.json_args is not None:
-        return list(instruction.json_args)
-    try:
-        value = json.loads(instruction.rest)
-    except ValueError:
-        return _shell_words(instruction.rest)
-    return (
-        [str(item) for item in value] if isinstance(value, list) else _shell_words(instruction.rest)
-    )
