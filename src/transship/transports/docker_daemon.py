@@ -116,7 +116,10 @@ class DockerDaemonDestination(Destination):
     def _post(self) -> None:
         transport = httpx.HTTPTransport(uds=self.socket_path)
         try:
-            with httpx.Client(transport=transport, timeout=self.timeout) as client:
+            # Loading big images takes a while: no read timeout unless asked, but a daemon
+            # that is not there is noticed at once.
+            timeout = httpx.Timeout(self.timeout, connect=10.0)
+            with httpx.Client(transport=transport, timeout=timeout) as client:
                 response = client.post(
                     "http://docker/images/load",
                     params={"quiet": "1"},
