@@ -39,6 +39,8 @@ API_ROUTES = [
     ("POST", "/api/copy"),
     ("POST", "/api/save"),
     ("POST", "/api/load"),
+    ("POST", "/api/analyze"),
+    ("GET", "/api/jobs/abc/report"),
 ]
 
 
@@ -181,6 +183,7 @@ def test_unavailable_action_answers_501_with_its_note(client, monkeypatch):
             "copy": actions.Feature(True),
             "save": actions.Feature(False, "not built in"),
             "load": actions.Feature(False, "not built in"),
+            "analyze": actions.Feature(True),
         },
     )
     response = client.post(
@@ -309,7 +312,7 @@ def _keys_used_by_the_page() -> set[str]:
     keys = set(re.findall(r'data-i18n(?:-placeholder|-title|-empty)?="(web\.[\w.]+)"', html))
     keys |= set(re.findall(r'"(web\.[\w.]+)"', script))
     # keys the script builds from a name
-    keys |= {f"web.action.{k}" for k in ("check", "copy", "save", "load")}
+    keys |= {f"web.action.{k}" for k in ("check", "copy", "save", "load", "analyze")}
     keys |= {f"web.log.how.{h}" for h in ("copied", "skipped", "mounted", "reused")}
     keys |= {f"web.job_status.{s}" for s in ("running", "finished", "failed", "cancelled")}
     keys |= {f"web.status.{s}" for s in ("finished", "cancelled", "failed")}

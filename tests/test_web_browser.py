@@ -157,6 +157,18 @@ def test_copy_from_the_page_with_live_progress_then_switch_to_chinese(
             browser.click("lang-en")
             browser.wait_for("document.getElementById('status').textContent.startsWith('Finished')")
             browser.screenshot(tmp_path / "after-copy-en.png")
+
+            browser.set_value("images", "samples/oci-multi:v1\nsamples/docker-single:v1\n")
+            browser.click("btn-analyze")
+            browser.wait_for("!document.getElementById('report-link').hidden")
+            href = browser.evaluate("document.getElementById('report-link').href")
+            assert "/report?token=" in href
+            browser.wait_for("document.getElementById('status').textContent === 'Finished'")
+            assert browser.text("st-success") == "2"
+            browser.screenshot(tmp_path / "after-analyze-en.png")
+            browser.open(href)
+            assert "samples/docker-single:v1" in browser.evaluate("document.body.innerText")
+            browser.screenshot(tmp_path / "report.png")
         finally:
             browser.close()
     for name in ("oci-multi", "docker-single"):

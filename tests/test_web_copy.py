@@ -228,3 +228,25 @@ def test_save_then_load_a_bundle_through_the_api(source_registry, fresh_registry
             assert _raw(target, f"site/apps/{name}@{digest}") == _raw(
                 source_registry.server, f"samples/{name}@{digest}"
             )
+
+
+def test_analyze_job_offers_its_report_page(source_registry):
+    registries = {"src": {"url": f"http://{source_registry.host}"}}
+    images = "samples/tiny:v1\nsamples/oci-single:v1\n"
+    with ui_client(registries) as client:
+        job_id, events = _run_job(client, "analyze", {"source": "src", "images": images})
+        messages = engine_events(events)
+        assert messages[-1]["event"] == "RunDone" and messages[-1]["ok"] == 2, messages
+        scanned = [m for m in messages if m["event"] == "LayerScanned"]
+        assert scanned and scanned[-1]["done"] == scanned[-1]["total"]
+        ready = next(m for m in messages if m["event"] == "ReportReady")
+        assert ready["url"] == f"/api/jobs/{job_id}/report"
+
+        assert client.get(ready["url"]).status_code == 401
+        page = client.get(ready["url"], headers=AUTH)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "samples/oci-single:v1" in page.text and "<script" not in page.text
+        policies = page.headers.get_list("content-security-policy")
+        assert len(policies) == 1 and "style-src 'unsafe-inline'" in policies[0]
+        assert "script-src" not in policies[0]  # default-src 'none': no script runs
+        assert page.headers["x-frame-options"] == "DENY"

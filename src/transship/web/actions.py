@@ -23,6 +23,7 @@ from transship.engine.session import (
     check_images,
     find_bundle_meta,
     open_cache,
+    open_client,
     plan_list,
     plan_save,
     run_copy,
@@ -74,11 +75,18 @@ def features() -> dict[str, Feature]:
         bundles = Feature(True)
     except ImportError:
         bundles = Feature(False, "bundles are not available in this build yet", "bundles_pending")
+    try:
+        import transship.slim.analyze  # noqa: F401
+
+        analyze = Feature(True)
+    except ImportError:
+        analyze = Feature(False, "image analysis is not available in this build", "analyze_missing")
     return {
         "check": Feature(True),
         "copy": Feature(True),
         "save": bundles,
         "load": bundles,
+        "analyze": analyze,
     }
 
 
@@ -172,6 +180,7 @@ def _copy_options(cfg: Config, request: JobRequest) -> CopyOptions:
         maxconn=request.maxconn or cfg.maxconn,
         retries=cfg.retries if request.retries is None else request.retries,
         platforms=platforms,
+        backoff_base=cfg.retry_backoff,
     )
 
 
@@ -243,9 +252,96 @@ def prepare_load(cfg: Config, request: JobRequest) -> PreparedJob:
     return PreparedJob("load", params, run)
 
 
+# -- analyze --------------------------------------------------------------------------------------
+REPORT_ROWS = 15
+
+
+def prepare_analyze(cfg: Config, request: JobRequest) -> PreparedJob:
+    """Why the listed images are big; the job keeps the HTML report (`job.report_html`)."""
+    from transship.slim.analyze import AnalyzeOptions, ImageInput, LayerScanned, analyze_images
+    from transship.slim.analyze.report_html import render_html
+    from transship.transports.registry import RegistrySource
+
+    lines = parse_image_list(request.images)
+    if not lines:
+        raise ConfigError("the image list is empty: paste one image per line")
+    plan = plan_save(cfg, lines, source=request.source or None)
+    options = _copy_options(cfg, request)
+    analyze_options = AnalyzeOptions(
+        platform=options.platforms[0] if options.platforms else AnalyzeOptions().platform,
+        limit=REPORT_ROWS,
+        workers=max(1, min(options.maxconn, 4)),
+    )
+
+    def run(job: Job) -> None:
+        job.stats.set_total(len(plan.planned) + len(plan.invalid))
+        _report_invalid_lines(job, plan.invalid)
+        job.emit(ev.RunStarted(images=len(plan.planned)))
+        started = time.monotonic()
+        sources: dict[str, RegistrySource] = {}
+        try:
+            inputs = []
+            for p in plan.planned:
+                if p.source_registry not in sources:
+                    client = open_client(cfg.registry(p.source_registry), options.maxconn)
+                    sources[p.source_registry] = RegistrySource(client)
+                inputs.append(
+                    ImageInput(
+                        p.job.label,
+                        sources[p.source_registry],
+                        p.job.source_repository,
+                        p.job.source_reference,
+                        f"docker://{p.job.source_label}",
+                    )
+                )
+
+            def on_layer(scanned: LayerScanned) -> None:
+                job.record(
+                    {
+                        "event": "LayerScanned",
+                        "time": time.time(),
+                        "digest": scanned.digest,
+                        "size": scanned.compressed_size,
+                        "done": scanned.done,
+                        "total": scanned.total,
+                        "error": scanned.error or "",
+                    }
+                )
+
+            report = analyze_images(inputs, analyze_options, on_layer)
+        finally:
+            for source in sources.values():
+                source.close()
+        for image in report.images:
+            job.emit(ev.ImageDone(image=image.name, target="", digest=image.manifest_digest))
+        for error in report.errors:
+            job.emit(ev.ImageFailed(image=error.image, target="", reason=error.message))
+        job.report_html = render_html(report, REPORT_ROWS)
+        job.record(
+            {"event": "ReportReady", "time": time.time(), "url": f"/api/jobs/{job.id}/report"}
+        )
+        job.emit(
+            ev.RunDone(
+                ok=len(report.images),
+                failed=len(report.errors),
+                invalid=0,
+                blobs_copied=0,
+                blobs_skipped=0,
+                blobs_mounted=0,
+                bytes_sent=0,
+                seconds=time.monotonic() - started,
+                failures=tuple((e.image, e.message) for e in report.errors),
+            )
+        )
+
+    params = {"source": request.source or "", "images": len(plan.planned) + len(plan.invalid)}
+    return PreparedJob("analyze", params, run)
+
+
 _PREPARERS: dict[str, Callable[[Config, JobRequest], PreparedJob]] = {
     "check": prepare_check,
     "copy": prepare_copy,
     "save": prepare_save,
     "load": prepare_load,
+    "analyze": prepare_analyze,
 }

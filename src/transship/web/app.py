@@ -3,11 +3,12 @@
     GET  /                        the page (static/index.html, app.js, style.css)
     GET  /i18n/{lang}.json        the page's strings in English or Chinese
     GET  /api/registries          registry names and hosts from the config (never credentials)
-    POST /api/{check,copy,save,load}   start a job; answers {"job": id}
+    POST /api/{check,copy,save,load,analyze}   start a job; answers {"job": id}
     GET  /api/jobs                the recent jobs, newest first
     GET  /api/jobs/{id}           one job: status, statistics, failures
     GET  /api/jobs/{id}/events    its events as Server-Sent Events (replayed from the start)
     POST /api/jobs/{id}/cancel    stop it between blobs
+    GET  /api/jobs/{id}/report    an analyze job's report (HTML)
 
 Every /api call needs the per-start token (see security.py).
 """
@@ -25,7 +26,13 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -40,7 +47,12 @@ from transship.web.security import AccessGuard
 STATIC_DIR = Path(__file__).parent / "static"
 WEB_KEY_PREFIX = "web."
 STATS_INTERVAL = 0.3  # seconds between statistics updates on the event stream
-ACTIONS = ("check", "copy", "save", "load")
+ACTIONS = ("check", "copy", "save", "load", "analyze")
+# An analyze report is a page of its own: inline styles and SVG, no script at all.
+REPORT_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 class ConfigSource:
@@ -97,6 +109,7 @@ def create_app(
         Route("/api/jobs/{job_id}", _with(state, _job_details), methods=["GET"]),
         Route("/api/jobs/{job_id}/events", _with(state, _job_events), methods=["GET"]),
         Route("/api/jobs/{job_id}/cancel", _with(state, _cancel_job), methods=["POST"]),
+        Route("/api/jobs/{job_id}/report", _with(state, _job_report), methods=["GET"]),
         *(
             Route(f"/api/{kind}", _with(state, _starter(kind)), methods=["POST"])
             for kind in ACTIONS
@@ -209,6 +222,13 @@ async def _cancel_job(state: UIState, request: Request) -> Response:
         return _error(404, "no such job")
     job.cancel.set()
     return JSONResponse({"job": job.id, "status": job.status, "cancelling": job.running})
+
+
+async def _job_report(state: UIState, request: Request) -> Response:
+    job = _find(state, request)
+    if job is None or job.report_html is None:
+        return _error(404, "no report for this job")
+    return HTMLResponse(job.report_html, headers={"content-security-policy": REPORT_POLICY})
 
 
 async def _job_events(state: UIState, request: Request) -> Response:

@@ -41,7 +41,7 @@ class JobConflict(TransshipError):
 @dataclass
 class Job:
     id: str
-    kind: str  # check | copy | save | load
+    kind: str  # check | copy | save | load | analyze
     params: dict[str, Any]  # what the history shows: source, target, bundle, image count
     created: float = field(default_factory=time.time)
     finished: float | None = None
@@ -53,6 +53,7 @@ class Job:
     failures: list[dict[str, Any]] = field(default_factory=list)
     dropped_events: int = 0
     thread: threading.Thread | None = None
+    report_html: str | None = None  # what an analyze job found, as a self-contained page
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()

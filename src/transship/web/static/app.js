@@ -5,7 +5,7 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const LOG_LINES_KEPT = 5000;
-  const KINDS = ["check", "copy", "save", "load"];
+  const KINDS = ["check", "copy", "save", "load", "analyze"];
 
   const state = {
     token: "",
@@ -247,6 +247,7 @@
   }
 
   function resetView() {
+    $("report-link").hidden = true;
     state.logEntries = [];
     renderLog();
     state.failures = [];
@@ -274,6 +275,9 @@
       renderStats(summary.stats);
       renderStatus();
       updateButtons();
+      // Show the outcome in the history at once; the server's list follows.
+      state.history = state.history.map((job) => (job.id === summary.id ? summary : job));
+      renderHistory();
       refreshHistory();
     });
     source.onerror = () => {
@@ -342,7 +346,7 @@
         log("dim", () => t("web.log.image_planned", { image: e.image, blobs: e.blobs, size: bytes(e.bytes) }), at, true);
         break;
       case "ImageDone":
-        log("ok", () => t("web.log.image_done", { image: e.image, target: e.target, digest: shortDigest(e.digest) }), at);
+        log("ok", () => t(e.target ? "web.log.image_done" : "web.log.image_done_here", { image: e.image, target: e.target, digest: shortDigest(e.digest) }), at);
         for (const note of e.notes || []) log("warn", () => t("web.log.note", { image: e.image, note }), at);
         break;
       case "ImageFailed":
@@ -368,6 +372,16 @@
       case "JobFailed":
         log("bad", () => t("web.log.job_failed", { reason: e.reason }), at);
         break;
+      case "LayerScanned":
+        log(e.error ? "warn" : "dim", () => t("web.log.layer_scanned", { done: e.done, total: e.total, digest: shortDigest(e.digest), size: bytes(e.size) }), at);
+        break;
+      case "ReportReady": {
+        const link = $("report-link");
+        link.href = `${e.url}?token=${encodeURIComponent(state.token)}`;
+        link.hidden = false;
+        log("info", () => t("web.log.report_ready"), at);
+        break;
+      }
       default:
         log("dim", () => JSON.stringify(e), at, true);
     }
@@ -479,12 +493,12 @@
       row.title = t("web.history.open");
       const p = job.params || {};
       const from = p.source || (job.kind === "load" ? p.bundle : "") || "…";
-      const to = p.target || (job.kind === "save" ? p.bundle : "") || "…";
+      const to = p.target || (job.kind === "save" ? p.bundle : "");
       const s = job.stats;
       const result = t("web.history.counts", { success: s.success, failed: s.failed, invalid: s.invalid, total: s.total });
       const status = document.createElement("td");
       status.append(tag(t(`web.job_status.${job.status}`), job.status));
-      row.append(cell(clock(job.created)), cell(t(`web.action.${job.kind}`)), cell(`${from} → ${to}`, "mono"), cell(result), status);
+      row.append(cell(clock(job.created)), cell(t(`web.action.${job.kind}`)), cell(to ? `${from} → ${to}` : from, "mono"), cell(result), status);
       row.addEventListener("click", () => follow(job.id, job.kind, job.status === "running"));
       tbody.append(row);
     }
