@@ -202,3 +202,52 @@ def test_truncated_archive_is_refused(sample_images, tmp_path):
         f.truncate(path.stat().st_size // 2)
     with pytest.raises(BundleError):
         OCIArchiveSource(path)
+
+
+def test_parallel_blobs_are_spooled_not_serialized(tmp_path):
+    import os
+    import threading
+
+    from transship.oci.descriptor import Descriptor
+    from transship.oci.digest import digest_bytes
+
+    dst = ArchiveDestination(tmp_path / "p.tar")
+    gate, started = threading.Event(), threading.Event()
+    slow = os.urandom(300_000)
+
+    def slow_chunks():
+        yield slow[:1000]
+        started.set()
+        assert gate.wait(10)
+        yield slow[1000:]
+
+    def put_slow():
+        dst.put_blob("r", Descriptor("x", digest_bytes(slow), len(slow)), slow_chunks())
+
+    thread = threading.Thread(target=put_slow)
+    thread.start()
+    assert started.wait(10)
+    # While the slow blob holds the archive, another one is downloaded all the same
+    # (spooled beside the archive), and appended once the archive is free.
+    fast = os.urandom(100_000)
+    consumed = threading.Event()
+
+    def fast_chunks():
+        yield fast
+        consumed.set()
+
+    other = threading.Thread(
+        target=dst.put_blob,
+        args=("r", Descriptor("x", digest_bytes(fast), len(fast)), fast_chunks()),
+    )
+    other.start()
+    assert consumed.wait(10)
+    gate.set()
+    thread.join()
+    other.join()
+    assert dst.has_blob("r", Descriptor("x", digest_bytes(fast), len(fast)))
+    dst.commit()
+    with tarfile.open(tmp_path / "p.tar") as tar:
+        for data in (slow, fast):
+            assert tar.extractfile(f"blobs/sha256/{digest_bytes(data)[7:]}").read() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.tar"]
