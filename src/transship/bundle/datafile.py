@@ -14,13 +14,16 @@ import errno
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from transship.bundle.tarfmt import EOF_MARKER, member_header, padding
 from transship.errors import BundleError, DigestMismatchError
+from transship.oci.descriptor import Descriptor
+from transship.oci.digest import DigestVerifier
 
 JOURNAL_SUFFIX = ".journal"
 
@@ -219,3 +222,51 @@ def read_journal(data_path: Path) -> list[dict[str, Any]]:
         if isinstance(record, dict):
             records.append(record)
     return records
+
+
+# -- verified files ------------------------------------------------------------------------
+
+
+def write_verified_file(
+    path: Path,
+    desc: Descriptor,
+    chunks: Iterable[bytes],
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Stream into a temporary file beside `path`; rename only once size and digest match."""
+    verifier = DigestVerifier(desc.digest, desc.size if desc.size >= 0 else None)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:16]}.", suffix=".partial", dir=path.parent)
+    except OSError as e:
+        raise io_error(path, e, "creating") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            # Errors raised by `chunks` (the source) pass through unchanged; only our
+            # own writes become BundleError (e.g. disk full).
+            for chunk in chunks:
+                verifier.update(chunk)
+                if desc.size >= 0 and verifier.count > desc.size:
+                    raise DigestMismatchError(
+                        f"blob {desc.digest}: source sent more than the {desc.size} bytes expected"
+                    )
+                _write_file(f, chunk, path)
+                if progress:
+                    progress(len(chunk))
+            verifier.verify("blob")
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as e:
+                raise io_error(path, e) from None
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_file(f: BinaryIO, chunk: bytes, path: Path) -> None:
+    try:
+        f.write(chunk)
+    except OSError as e:
+        raise io_error(path, e) from None

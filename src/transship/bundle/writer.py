@@ -24,8 +24,10 @@ mode (one data file that is also an OCI layout and docker-archive), and the meta
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -45,6 +47,7 @@ from transship.bundle.datafile import (
     io_error,
     journal_path,
     read_journal,
+    write_verified_file,
 )
 from transship.bundle.layout import LayoutImage, default_platform, layout_members
 from transship.bundle.meta import (
@@ -232,6 +235,7 @@ class BlobStoreWriter:
         workers: int = 1,
         volume_size: int | None = None,
         journal: bool = True,
+        spool_when_busy: bool = False,
     ):
         if workers < 1:
             raise ConfigError("the number of parallel data files must be at least 1")
@@ -245,6 +249,12 @@ class BlobStoreWriter:
         # Largest file size allowed: below volume_size, whole tar blocks.
         self.volume_limit = (volume_size - 1) // BLOCK * BLOCK if volume_size else None
         self.journal = journal  # off for archives, which are never resumed
+        # When every data file is busy, download into a temporary file meanwhile rather
+        # than wait (single-file mode: one data file, many parallel downloads).
+        self.spool_when_busy = spool_when_busy
+        if directory.is_dir():  # spool files a crashed run left
+            for stale in directory.glob(f".{naming.stem}.*.spool"):
+                stale.unlink(missing_ok=True)
         self.workers = 1 if naming.single else workers
         self._lock = threading.Lock()
         self._done_cv = threading.Condition(self._lock)
@@ -326,7 +336,48 @@ class BlobStoreWriter:
         codec: BlobCodec,
         progress: Callable[[int], None] | None,
     ) -> BlobEntry:
-        slot = self._free.get()
+        try:
+            slot = self._free.get_nowait()
+        except queue.Empty:
+            if not self.spool_when_busy:
+                slot = self._free.get()
+            else:
+                return self._put_spooled(desc, chunks, codec, progress)
+        return self._put_in_slot(slot, desc, chunks, codec, progress)
+
+    def _put_spooled(
+        self,
+        desc: Descriptor,
+        chunks: Iterable[bytes],
+        codec: BlobCodec,
+        progress: Callable[[int], None] | None,
+    ) -> BlobEntry:
+        try:
+            fd, name = tempfile.mkstemp(
+                prefix=f".{self.naming.stem}.", suffix=".spool", dir=self.directory
+            )
+            os.close(fd)
+        except OSError as e:
+            raise io_error(self.directory, e, "spooling a blob in") from None
+        spool = Path(name)
+        try:
+            write_verified_file(spool, desc, chunks, progress)
+            slot = self._free.get()
+            with open(spool, "rb") as f:
+                return self._put_in_slot(
+                    slot, desc, iter(lambda: f.read(1 << 20), b""), codec, None
+                )
+        finally:
+            spool.unlink(missing_ok=True)
+
+    def _put_in_slot(
+        self,
+        slot: _Slot,
+        desc: Descriptor,
+        chunks: Iterable[bytes],
+        codec: BlobCodec,
+        progress: Callable[[int], None] | None,
+    ) -> BlobEntry:
         txn = _Transaction(self, slot)
         try:
             verifier = DigestVerifier(desc.digest, desc.size)
@@ -514,6 +565,7 @@ class BundleWriter:
             DataFileNaming(name, single=single_file),
             workers=workers,
             volume_size=volume_size,
+            spool_when_busy=single_file,
         )
         self.resumed = self._start(overwrite)
         self._committed = False

@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -43,7 +42,6 @@ from transship.transports.oci_layout import (
     LayoutSourceBase,
     find_in_index,
     read_index_entries,
-    write_verified_file,
 )
 
 CHUNK = 1 << 20
@@ -352,10 +350,10 @@ class ArchiveWriter:
             DataFileNaming(partial_stem, single=True, suffix=""),
             workers=1,
             journal=False,
+            spool_when_busy=True,
         )
         self._discard_partial()
         self._codec = RawCodec()
-        self._writing = threading.Lock()  # held by the blob streaming into the archive
         self._lock = threading.Lock()
         self._manifests: dict[str, RawManifest] = {}
         self._images: dict[str, LayoutImage] = {}  # by name (or digest for untagged)
@@ -374,26 +372,9 @@ class ArchiveWriter:
         chunks: Iterable[bytes],
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        """One blob at a time enters the archive. While one streams in, others are spooled
-        (verified) to a temporary file beside the archive and appended after, so parallel
-        downloads are not serialized behind each other."""
-        if self._writing.acquire(blocking=False):
-            try:
-                self.store.put(desc, chunks, self._codec, progress)
-            finally:
-                self._writing.release()
-            return
-        fd, name = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".spool", dir=self.path.parent
-        )
-        os.close(fd)
-        spool = Path(name)
-        try:
-            write_verified_file(spool, desc, chunks, progress)
-            with self._writing, open(spool, "rb") as f:
-                self.store.put(desc, iter(lambda: f.read(CHUNK), b""), self._codec)
-        finally:
-            spool.unlink(missing_ok=True)
+        # One blob at a time enters the archive; others are spooled meanwhile (see
+        # BlobStoreWriter.spool_when_busy), so parallel downloads do not wait.
+        self.store.put(desc, chunks, self._codec, progress)
 
     def put_manifest(self, name: str | None, manifest: RawManifest) -> None:
         self.store.put(manifest.descriptor, [manifest.data], self._codec)

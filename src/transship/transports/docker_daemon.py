@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from transship.bundle.datafile import io_error
+from transship.bundle.datafile import io_error, write_verified_file
 from transship.bundle.layout import LayoutImage, default_platform, layout_members
 from transship.bundle.tarfmt import EOF_MARKER, member_header, padding
 from transship.errors import TransshipError
@@ -31,7 +31,6 @@ from transship.oci.descriptor import Descriptor, Platform
 from transship.oci.digest import is_digest
 from transship.oci.manifest import ImageIndex, RawManifest
 from transship.transports.base import Destination, ProgressCallback
-from transship.transports.oci_layout import write_verified_file
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 CHUNK = 1 << 20

@@ -13,8 +13,6 @@ entries already there (an entry of the same name is replaced).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -22,12 +20,12 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from transship.bundle.datafile import io_error
+from transship.bundle.datafile import io_error, write_verified_file
 from transship.bundle.layout import CONTAINERD_NAME, OCI_LAYOUT, REF_NAME, full_image_name
 from transship.bundle.meta import fsync_dir, write_atomically
 from transship.errors import BundleError, DigestMismatchError, NotFoundError
 from transship.oci.descriptor import Descriptor
-from transship.oci.digest import DigestVerifier, is_digest, verify_bytes
+from transship.oci.digest import is_digest, verify_bytes
 from transship.oci.manifest import RawManifest, detect_media_type
 from transship.transports.base import Destination, ImageLocation, ProgressCallback, Source
 
@@ -165,51 +163,6 @@ class OCILayoutSource(LayoutSourceBase):
         self, repository: str, desc: Descriptor, offset: int = 0
     ) -> AbstractContextManager[BinaryIO]:
         return self._open(desc, offset)
-
-
-def write_verified_file(
-    path: Path,
-    desc: Descriptor,
-    chunks: Iterable[bytes],
-    progress: Callable[[int], None] | None = None,
-) -> None:
-    """Stream into a temporary file beside `path`; rename only once size and digest match."""
-    verifier = DigestVerifier(desc.digest, desc.size if desc.size >= 0 else None)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:16]}.", suffix=".partial", dir=path.parent)
-    except OSError as e:
-        raise io_error(path, e, "creating") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # Errors raised by `chunks` (the source) pass through unchanged; only our
-            # own writes become BundleError (e.g. disk full).
-            for chunk in chunks:
-                verifier.update(chunk)
-                if desc.size >= 0 and verifier.count > desc.size:
-                    raise DigestMismatchError(
-                        f"blob {desc.digest}: source sent more than the {desc.size} bytes expected"
-                    )
-                _write_file(f, chunk, path)
-                if progress:
-                    progress(len(chunk))
-            verifier.verify("blob")
-            try:
-                f.flush()
-                os.fsync(f.fileno())
-            except OSError as e:
-                raise io_error(path, e) from None
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_file(f: BinaryIO, chunk: bytes, path: Path) -> None:
-    try:
-        f.write(chunk)
-    except OSError as e:
-        raise io_error(path, e) from None
 
 
 class OCILayoutDestination(Destination):
