@@ -2,7 +2,7 @@
 
 `BlobStoreWriter` is the engine room: N writer slots, each owning one open data file;
 `put` takes a free slot, streams the blob into it as tar members (never holding it in
-memory), verifies size and digest, fsyncs, then journals it. Any failure cuts the data
+memory), verifies size and digest, then journals it. Any failure cuts the data
 file back to where the blob began.
 
 Volumes: with `volume_size`, a data file stays below it (by at least one byte: FAT32 holds
@@ -209,8 +209,6 @@ class _Transaction:
         current = self.slot.current
         for df in self.full:
             self.store._retire(df)
-        if current is not None and self.touched and self.store.journal:
-            current.sync()
         if records:
             target = current or (self.full[-1] if self.full else None)
             if target is not None:
@@ -361,7 +359,7 @@ class BlobStoreWriter:
             raise io_error(self.directory, e, "spooling a blob in") from None
         spool = Path(name)
         try:
-            write_verified_file(spool, desc, chunks, progress)
+            write_verified_file(spool, desc, chunks, progress, sync=False)
             slot = self._free.get()
             with open(spool, "rb") as f:
                 return self._put_in_slot(

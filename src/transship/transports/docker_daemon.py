@@ -162,7 +162,7 @@ class DockerDaemonDestination(Destination):
             raise io_error(directory, e, "spooling a blob in") from None
         spool = Path(name)
         try:
-            write_verified_file(spool, desc, chunks, progress)
+            write_verified_file(spool, desc, chunks, progress, sync=False)
             with self._lock:
                 if desc.digest in self._blobs:
                     return
