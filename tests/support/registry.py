@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import ctypes
 import http.client
 import json
 import os
@@ -17,7 +18,9 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -238,6 +241,7 @@ class RegistryServer:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # own process group: stop() kills all of it
+                    preexec_fn=_die_with_parent if _in_main_thread() else None,
                 )
             _running.add(self)
             try:
@@ -306,6 +310,18 @@ class RegistryServer:
     def __repr__(self) -> str:
         auth = "basic" if self.basic_auth else "token" if self.token_issuer else "none"
         return f"RegistryServer({self.url}, auth={auth}, storage={self.storage_dir})"
+
+
+def _in_main_thread() -> bool:
+    # PR_SET_PDEATHSIG fires when the starting *thread* ends, so only use it from the main one.
+    return threading.current_thread() is threading.main_thread()
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the test process dies without cleaning up (kill -9)."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
