@@ -259,6 +259,7 @@
   function follow(id, kind, running) {
     if (state.source) state.source.close();
     state.job = { id, kind, running, status: running ? "running" : "", error: "" };
+    $("metrics").hidden = kind === "check" || kind === "analyze"; // they move no bytes
     state.cancelling = false;
     resetView();
     renderStatus();
