@@ -43,6 +43,7 @@ INTEGRATION_FIXTURES = {
     "tls_registry",
     "fault_proxy",
     "source_registry",
+    "registry_session_factory",
 }
 
 
