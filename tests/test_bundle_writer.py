@@ -368,3 +368,24 @@ def test_parse_size_rejects_junk():
 def test_4g_volumes_fit_fat32():
     store = BlobStoreWriter(Path("/nonexistent"), DataFileNaming("x"), volume_size=parse_size("4G"))
     assert store.volume_limit == (4 << 30) - 512  # FAT32's limit is 4 GiB - 1
+
+
+def test_resume_across_volumes_and_fewer_workers(tmp_path):
+    layout = big_layout(tmp_path / "layout", {"a": 300_000, "b": 90_000, "c": 200_000})
+    jobs = [("", n, f"big/{n}", "1") for n in ("a", "b", "c")]
+    out = tmp_path / "out" / "v.meta.json"
+    first = CountingSource(layout.path, fail_after=4)
+    with pytest.raises(ConnectionError):
+        copy_all(first, BundleDestination(out, workers=3, volume_size=128 * 1024), jobs, workers=1)
+    second = CountingSource(layout.path)
+    dst = BundleDestination(out, workers=1, volume_size=128 * 1024)
+    assert dst.resumed_blobs == 4
+    copy_all(second, dst, jobs, workers=1)
+    assert not set(first.opened) & set(second.opened)
+    for path in out.parent.glob("v.*.tar"):
+        assert path.stat().st_size < 128 * 1024
+        assert tar_names(path)
+    src = BundleSource(out)
+    for b in src.meta.blobs:
+        with src.open_blob("", b.descriptor) as f:
+            assert digest_bytes(f.read()) == b.digest

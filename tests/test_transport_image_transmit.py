@@ -181,3 +181,21 @@ def test_existing_bundle_is_not_overwritten_by_accident(sample_images, tmp_path)
     with pytest.raises(BundleError, match="already exists"):
         ImageTransmitDestination(tmp_path / "a_meta.yaml")
     ImageTransmitSource(tmp_path / "a_meta.yaml")  # still whole
+
+
+def test_interrupted_image_transmit_save_resumes(sample_images, tmp_path):
+    from tests.bundle_helpers import sample_jobs
+    from tests.test_bundle_writer import CountingSource
+
+    layout = sample_images.layout.path
+    first = CountingSource(layout, fail_after=3)
+    with pytest.raises(ConnectionError):
+        copy_all(
+            first, ImageTransmitDestination(tmp_path / "r_meta.yaml"), sample_jobs(NAMES), workers=1
+        )
+    assert not (tmp_path / "r_meta.yaml").exists()
+    second = CountingSource(layout)
+    copy_all(second, ImageTransmitDestination(tmp_path / "r_meta.yaml"), sample_jobs(NAMES))
+    assert not set(first.opened) & set(second.opened)
+    source = ImageTransmitSource(tmp_path / "r_meta.yaml")
+    assert {loc.repository for loc in source.locations()} == {f"samples/{n}" for n in NAMES}
