@@ -208,6 +208,10 @@ class ImageTransmitSource(Source):
     def list_tags(self, repository: str) -> list[str]:
         return [tag for repo, tag in self._images if repo == repository]
 
+    def prepare_load(self, destination: Destination, repository_map: object = None) -> Destination:
+        """As BundleSource.prepare_load; image-transmit bundles have no parents."""
+        return destination
+
 
 class _ImageTransmitCodec(BlobCodec):
     """Blobs as they are, named the image-transmit way: `<hex>.json` for configs,
