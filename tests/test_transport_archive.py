@@ -30,6 +30,11 @@ def test_written_archive_is_read_by_skopeo_both_ways(sample_images, tmp_path):
     dst = ArchiveDestination(path, platform=Platform("linux", "arm64", "v8"))
     save(sample_images.layout.path, dst)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images.tar"]
+    assert sorted(dst.notes) == [
+        f"samples/{n}:v1: a docker-archive cannot hold an index; manifest.json has its "
+        "linux/arm64/v8 image only (index.json has every platform)"
+        for n in ("docker-multi", "oci-multi")
+    ]
     raw = run("skopeo", "inspect", "--raw", f"oci-archive:{path}:samples/oci-multi:v1").stdout
     assert raw.encode() == sample_images["oci-multi"].manifest.raw
     run(

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from transship.errors import ReferenceError_
 from transship.oci import mediatypes as mt
-from transship.oci.descriptor import Platform
+from transship.oci.descriptor import Descriptor, Platform
 from transship.oci.manifest import ImageIndex, ImageManifest, RawManifest
 from transship.reference import DOCKER_HUB, ImageReference
 
@@ -94,20 +94,35 @@ def index_json(images: Iterable[LayoutImage]) -> bytes:
 
 
 def docker_manifest_json(
-    images: Iterable[LayoutImage], platform: Platform, has_blob: Callable[[str], bool]
+    images: Iterable[LayoutImage],
+    platform: Platform,
+    has_blob: Callable[[str], bool],
+    notes: list[str] | None = None,
 ) -> bytes:
     """`manifest.json` of a docker-archive; images whose blobs are not all in the archive
-    (left to a parent bundle) or that are not container images are left out."""
+    (left to a parent bundle) or that are not container images are left out. What a
+    docker-archive reader will not see is said in `notes`."""
+    notes = notes if notes is not None else []
     by_manifest: dict[str, dict[str, object]] = {}
     for image in images:
         manifest = select_platform(image, platform)
         if manifest is None:
+            notes.append(f"{image.name}: no image manifest in its index; not in manifest.json")
             continue
+        if manifest is not image.manifest:
+            chosen = next(
+                (str(d.platform) for d in _children(image) if d.digest == manifest.digest), "?"
+            )
+            notes.append(
+                f"{image.name}: a docker-archive cannot hold an index; manifest.json has its "
+                f"{chosen} image only (index.json has every platform)"
+            )
         parsed = manifest.parse()
         if not isinstance(parsed, ImageManifest):
             continue
         if parsed.config.media_type not in (mt.DOCKER_CONFIG, mt.OCI_CONFIG):
-            continue  # an artifact, not something docker can run
+            notes.append(f"{image.name}: not a container image; not in manifest.json")
+            continue
         if not all(has_blob(d.digest) for d in parsed.blobs):
             continue
         entry = by_manifest.setdefault(
@@ -126,15 +141,32 @@ def docker_manifest_json(
 
 
 def layout_members(
-    images: list[LayoutImage], platform: Platform, has_blob: Callable[[str], bool]
+    images: list[LayoutImage],
+    platform: Platform,
+    has_blob: Callable[[str], bool],
+    notes: list[str] | None = None,
 ) -> list[tuple[str, bytes]]:
     """The small files that end the archive, after all blobs."""
-    complete = [i for i in images if _complete(i, has_blob)]
+    notes = notes if notes is not None else []
+    complete = []
+    for image in images:
+        if _complete(image, has_blob):
+            complete.append(image)
+        else:
+            notes.append(
+                f"{image.name or image.manifest.digest}: some of its blobs are left to a parent "
+                "bundle; other tools cannot load it from this file"
+            )
     return [
         ("oci-layout", OCI_LAYOUT),
         ("index.json", index_json(complete)),
-        ("manifest.json", docker_manifest_json(complete, platform, has_blob)),
+        ("manifest.json", docker_manifest_json(complete, platform, has_blob, notes)),
     ]
+
+
+def _children(image: LayoutImage) -> tuple[Descriptor, ...]:
+    parsed = image.manifest.parse()
+    return parsed.manifests if isinstance(parsed, ImageIndex) else ()
 
 
 def _complete(image: LayoutImage, has_blob: Callable[[str], bool]) -> bool:

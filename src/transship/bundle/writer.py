@@ -567,6 +567,7 @@ class BundleWriter:
         )
         self.resumed = self._start(overwrite)
         self._committed = False
+        self.notes: list[str] = []  # what other tools will not see in a single-file bundle
 
     def _signature(self) -> dict[str, Any]:
         # What must not change between a run and its resumption.
@@ -680,7 +681,9 @@ class BundleWriter:
                     {m.digest: m for m in manifests[1:]},
                 )
             )
-        members = layout_members(layout_images, self.platform or default_platform(), self.has_blob)
+        members = layout_members(
+            layout_images, self.platform or default_platform(), self.has_blob, self.notes
+        )
         for name, data in members:
             self.store.put_extra_member(name, data)
 

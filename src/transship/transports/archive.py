@@ -357,6 +357,7 @@ class ArchiveWriter:
         self._lock = threading.Lock()
         self._manifests: dict[str, RawManifest] = {}
         self._images: dict[str, LayoutImage] = {}  # by name (or digest for untagged)
+        self.notes: list[str] = []  # e.g. which platform of an index manifest.json got
 
     def _discard_partial(self) -> None:
         for partial in self.store.existing_files().values():
@@ -403,7 +404,7 @@ class ArchiveWriter:
         images = [
             i for i in images if i.name or (i.manifest.digest not in children_of_indexes | named)
         ]
-        for name, data in layout_members(images, self.platform, self.has_blob):
+        for name, data in layout_members(images, self.platform, self.has_blob, self.notes):
             self.store.put_extra_member(name, data)
         self.store.finish()
         self.store.remove_journals()
@@ -430,6 +431,11 @@ class ArchiveDestination(Destination):
         self.path = Path(path)
         self.ref = ref
         self.writer = ArchiveWriter(self.path, **kwargs)
+
+    @property
+    def notes(self) -> list[str]:
+        """Said after commit(): e.g. the platform an index was reduced to in manifest.json."""
+        return self.writer.notes
 
     def has_blob(self, repository: str, desc: Descriptor) -> bool:
         return self.writer.has_blob(desc.digest)

@@ -155,6 +155,11 @@ class BundleDestination(Destination):
         self._recorder = _ManifestRecorder()
 
     @property
+    def notes(self) -> list[str]:
+        """Said after commit(): what other tools will not see in a single-file bundle."""
+        return self.writer.notes
+
+    @property
     def resumed_blobs(self) -> int:
         """Blobs found complete and verified from an interrupted earlier run."""
         return self.writer.resumed

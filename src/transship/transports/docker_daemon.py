@@ -100,6 +100,7 @@ class DockerDaemonDestination(Destination):
         self._thread: threading.Thread | None = None
         self._response: dict[str, Any] = {}
         self.loaded: list[str] = []
+        self.notes: list[str] = []  # e.g. the platform an index was reduced to
 
     # -- the request -----------------------------------------------------------------------
 
@@ -204,7 +205,9 @@ class DockerDaemonDestination(Destination):
                         for d in parsed.manifests
                         if d.digest in self._manifests
                     }
-            for name, data in layout_members(images, self.platform, self._blobs.__contains__):
+            for name, data in layout_members(
+                images, self.platform, self._blobs.__contains__, self.notes
+            ):
                 self._send_member(name, len(data), [data])
             self._send(EOF_MARKER)
             self._pipe.send(_END, self._alive)
