@@ -18,6 +18,10 @@ from typing import BinaryIO
 
 import zstandard
 
+try:  # ISA-L inflates the same streams about twice as fast as zlib
+    from isal import isal_zlib as inflate_lib
+except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fallback
+    inflate_lib = zlib  # type: ignore[no-redef]
 from transship.errors import UnsupportedError
 from transship.oci.digest import DigestVerifier
 
@@ -98,7 +102,7 @@ def scan_layer(
     result = LayerScan(digest, media_type, compressed_size=0, compression=compression)
     try:
         _read_entries(tar_stream, result.entries, copy_files)
-    except (tarfile.TarError, zlib.error, zstandard.ZstdError, EOFError) as e:
+    except (tarfile.TarError, zlib.error, inflate_lib.error, zstandard.ZstdError, EOFError) as e:
         raise UnsupportedError(f"layer {digest} is not a readable tar stream: {e}") from None
     tar_stream.drain()
     source.drain()
@@ -215,7 +219,7 @@ def _decompressed_chunks(source: _VerifyingReader, head: bytes) -> tuple[str, It
 
 
 def _gunzip(source: _VerifyingReader) -> Iterator[bytes]:
-    inflater = zlib.decompressobj(wbits=31)
+    inflater = inflate_lib.decompressobj(wbits=31)
     while True:
         data = source.read()
         if not data:
@@ -230,7 +234,7 @@ def _gunzip(source: _VerifyingReader) -> Iterator[bytes]:
                 if not data.strip(b"\0"):
                     data = b""
                 else:
-                    inflater = zlib.decompressobj(wbits=31)
+                    inflater = inflate_lib.decompressobj(wbits=31)
             else:
                 data = inflater.unconsumed_tail
     tail = inflater.flush()
