@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from transship.engine import events as ev
 from transship.engine.copy import CopyEngine, CopyJob, CopyOptions, RunSummary, copy_images
 from transship.engine.jobs import InvalidLine, PlannedJob, plan_jobs
 from transship.errors import ConfigError, NotFoundError, ReferenceError_, UnsupportedError
-from transship.reference import ImageReference, MappingLine, rewrite_repository
+from transship.reference import ImageReference, MappingLine, apply_rename, rewrite_repository
 from transship.registry.client import RegistryClient
 from transship.transports.base import Destination, Source
 from transship.transports.cache import BlobCache, CachingSource
@@ -245,19 +245,21 @@ def run_save(
     src_insecure: bool = False,
     skip_verify: bool = False,
     blob_cache: BlobCache | None = None,
+    bundle_format: str = "transship",
     **bundle_options: object,
 ) -> tuple[RunSummary, Path | None]:
     """Copy `planned` from their registries into the bundle at `bundle` (a folder, or
     DIR/NAME.meta.json); returns the summary and the meta file written (None when no
-    image could be saved: then nothing is committed and a re-run resumes).
+    image could be saved or a transfer failed: then nothing is committed and a re-run
+    resumes).
 
     bundle_options go to BundleDestination (since=[parent meta files], volume_size, ...).
     """
-    from transship.transports.bundle import BundleDestination  # bundle code only when used
-
-    destination = BundleDestination(bundle, **bundle_options)  # type: ignore[arg-type]
+    destination = open_bundle_destination(bundle, bundle_format, **bundle_options)
+    record_source = getattr(destination, "record_source", None)
     for p in planned:
-        destination.record_source(p.job.target_repository, p.job.target_tag, p.job.source_label)
+        if record_source is not None:
+            record_source(p.job.target_repository, p.job.target_tag, p.job.source_label)
 
     def open_source(host: str) -> Source:
         client = open_client(
@@ -268,7 +270,11 @@ def run_save(
 
     try:
         summary = _run_groups(planned, destination, options, emit, open_source)
-        if summary.ok:
+        # Missing images are left out (and listed), as image-transmit does; but a transfer
+        # that failed leaves the save unfinished, to be resumed, never a bundle that
+        # looks complete without it.
+        complete = summary.ok and not summary.failed
+        if complete:
             destination.commit()
         else:
             destination.abort()
@@ -276,7 +282,24 @@ def run_save(
         destination.close()
         if blob_cache:
             blob_cache.evict()
-    return summary, destination.meta_path if summary.ok else None
+    return summary, destination.meta_path if complete else None
+
+
+def open_bundle_destination(
+    bundle: str | Path, bundle_format: str, **bundle_options: object
+) -> Destination:
+    """A transship bundle, or (`image-transmit`) a bundle that image-transmit can upload."""
+    # Bundle code is imported only when a bundle is written.
+    if bundle_format == "image-transmit":
+        from transship.transports.image_transmit import ImageTransmitDestination
+
+        workers = int(bundle_options.get("workers", 4))  # type: ignore[arg-type]
+        return ImageTransmitDestination(bundle, workers=workers)
+    if bundle_format != "transship":
+        raise ConfigError(f"unknown bundle format {bundle_format!r} (transship or image-transmit)")
+    from transship.transports.bundle import BundleDestination
+
+    return BundleDestination(bundle, **bundle_options)  # type: ignore[arg-type]
 
 
 def _run_groups(
@@ -329,10 +352,17 @@ def find_bundle_meta(path: str | Path) -> Path:
     return found[0]
 
 
-def load_jobs(source: Source, rewrite: str | None, only: Sequence[str] = ()) -> list[CopyJob]:
-    """One job per image of a bundle source, to the target's repository rewrite; `only`
-    (repository:tag names) keeps just those."""
+def load_jobs(
+    source: Source,
+    rewrite: str | None,
+    only: Sequence[str] = (),
+    renames: Mapping[str, str] | None = None,
+) -> list[CopyJob]:
+    """One job per image of a bundle source. `renames` maps an image's name in the bundle
+    (repository:tag) to a new name (`repo`, `repo:tag` or `ns/repo:tag`); other images
+    get the target's repository rewrite. `only` (repository:tag names) keeps just those."""
     wanted = {ImageReference.parse(name).tagged_or_latest for name in only}
+    renames = dict(renames or {})
     jobs = []
     for location in source.locations():  # type: ignore[attr-defined]
         name = str(location)
@@ -341,13 +371,18 @@ def load_jobs(source: Source, rewrite: str | None, only: Sequence[str] = ()) -> 
             for w in wanted
         ):
             continue
+        if name in renames:
+            ref = ImageReference("", location.repository, location.tag, location.digest)
+            repository, tag = apply_rename(ref, renames.pop(name))
+        else:
+            repository, tag = rewrite_repository(location.repository, rewrite), location.tag
         jobs.append(
             CopyJob(
                 label=name,
                 source_repository=location.repository,
                 source_reference=location.reference,
-                target_repository=rewrite_repository(location.repository, rewrite),
-                target_tag=location.tag,
+                target_repository=repository,
+                target_tag=tag,
                 source_label=name,
             )
         )
@@ -355,21 +390,25 @@ def load_jobs(source: Source, rewrite: str | None, only: Sequence[str] = ()) -> 
         held = {(j.source_repository, j.source_reference) for j in jobs}
         missing = [str(w) for w in wanted if (w.repository, w.reference) not in held]
         raise NotFoundError(f"not in the bundle: {', '.join(sorted(missing))}")
+    if renames:
+        raise NotFoundError(f"--map names images not in the bundle: {', '.join(sorted(renames))}")
     return jobs
 
 
 def run_load(
     cfg: Config,
     bundle: str | Path,
-    target: RegistryConfig,
+    target: RegistryConfig | Destination,
     options: CopyOptions,
     emit: Emit,
     *,
     only: Sequence[str] = (),
+    renames: Mapping[str, str] | None = None,
     dst_insecure: bool = False,
     skip_verify: bool = False,
 ) -> RunSummary:
-    """Push the images of the bundle at `bundle` (verified first) into registry `target`.
+    """Push the images of the bundle at `bundle` (verified first) into a registry (its
+    config) or any other destination.
 
     An incremental bundle's parents must have been loaded there before: if not, this
     raises naming the parent to load first, before anything is pushed.
@@ -378,16 +417,24 @@ def run_load(
 
     source = open_source(str(find_bundle_meta(bundle)))
     try:
-        jobs = load_jobs(source, target.repository, only)
-        destination: Destination = RegistryDestination(
-            open_client(target, options.maxconn, insecure=dst_insecure, skip_verify=skip_verify)
-        )
+        if isinstance(target, RegistryConfig):
+            rewrite = target.repository
+            destination: Destination = RegistryDestination(
+                open_client(target, options.maxconn, insecure=dst_insecure, skip_verify=skip_verify)
+            )
+        else:
+            rewrite, destination = None, target
+        jobs = load_jobs(source, rewrite, only, renames)
+        targets = {(j.source_repository, j.target_repository) for j in jobs}
         try:
             prepare = getattr(source, "prepare_load", None)
             if prepare is not None:  # incremental bundles: check and use the parents
+                repository_of = {src: dst for src, dst in targets}
                 destination = prepare(
                     destination,
-                    lambda repository: rewrite_repository(repository, target.repository),
+                    lambda repository: repository_of.get(
+                        repository, rewrite_repository(repository, rewrite)
+                    ),
                 )
             return copy_images(source, destination, jobs, options, emit)
         finally:
