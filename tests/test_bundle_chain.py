@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.bundle_helpers import save
+from tests.bundle_helpers import sample_jobs, save
 from tests.test_bundle_writer import CountingSource
 from tests.transport_driver import copy_all
 from transship.bundle.chain import MissingParentError, blobs_of_image
@@ -12,8 +12,6 @@ from transship.errors import BundleError
 from transship.oci.manifest import RawManifest
 from transship.transports.bundle import BundleDestination, BundleSource
 from transship.transports.oci_layout import OCILayoutDestination
-
-from .bundle_helpers import sample_jobs
 
 
 def image_blobs(meta, names):
