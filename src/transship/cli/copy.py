@@ -92,6 +92,21 @@ def copy(
     )
     console = Console(stderr=json_output, highlight=False)
     invalid: list[InvalidLine] = []
+    if images and len(images) == 2 and any(_is_file_transport(i) for i in images):
+        if check:
+            raise fail("--check works between registries")
+        code = _copy_between_transports(
+            cfg,
+            images[0],
+            images[1],
+            opts,
+            json_output,
+            console,
+            src_insecure,
+            dst_insecure,
+            skip_verify,
+        )
+        raise typer.Exit(code)
     if images:
         if len(images) != 2 or from_ or list_file:
             raise fail("give either SOURCE TARGET, or --from/--to with --list")
@@ -130,6 +145,113 @@ def copy(
         print_summary(console, summary, [(i.text, i.reason) for i in invalid])
     failed = summary.failed or summary.invalid or invalid
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+FILE_TRANSPORTS = (
+    "oci:",
+    "oci-archive:",
+    "docker-archive:",
+    "bundle:",
+    "image-transmit:",
+    "docker-daemon:",
+    "containerd:",
+)
+
+
+def _is_file_transport(spec: str) -> bool:
+    return spec.startswith(FILE_TRANSPORTS) or spec.endswith((".meta.json", "_meta.yaml"))
+
+
+def _copy_between_transports(
+    cfg,
+    source_spec: str,
+    target_spec: str,
+    opts,
+    json_output: bool,
+    console,
+    src_insecure: bool,
+    dst_insecure: bool,
+    skip_verify: bool,
+) -> int:
+    """Any transport to any other, e.g. `oci:DIR:tag` to `docker://host/repo:tag` (import)
+    or a registry image to `oci-archive:FILE` (export)."""
+    from transship.engine.copy import copy_images
+    from transship.engine.session import open_client
+    from transship.transports.factory import open_destination, open_source, parse_spec
+
+    def clients(insecure: bool):
+        return lambda host: open_client(
+            cfg.registry(host), opts.maxconn, insecure=insecure, skip_verify=skip_verify
+        )
+
+    source = open_source(source_spec, client_factory=clients(src_insecure))
+    try:
+        jobs = _transport_jobs(source, parse_spec(source_spec), parse_spec(target_spec))
+        destination = open_destination(target_spec, client_factory=clients(dst_insecure))
+        renderer = make_renderer(json_output, console)
+        try:
+            summary = copy_images(source, destination, jobs, opts, renderer)
+        finally:
+            renderer.close()
+            destination.close()
+    finally:
+        source.close()
+    if not json_output:
+        print_summary(console, summary)
+    return EXIT_FAILED if summary.failed or summary.invalid else EXIT_OK
+
+
+def _transport_jobs(source, src, dst) -> list[CopyJob]:
+    """Which images to copy and under which names. A registry or a named image in a file
+    gives one image; a file transport without a name gives all of its images."""
+    from transship.errors import ConfigError
+    from transship.transports.base import ImageLocation
+
+    if src.kind == "docker":
+        ref = ImageReference.parse(src.path).tagged_or_latest
+        locations = [ImageLocation(ref.repository, ref.tag, ref.digest)]
+    else:
+        locations = source.locations()
+        if src.ref:
+            wanted = ImageReference.parse(src.ref) if ":" in src.ref or "/" in src.ref else None
+            locations = [
+                loc
+                for loc in locations
+                if str(loc) == src.ref
+                or loc.tag == src.ref
+                or (
+                    wanted
+                    and loc.repository == wanted.repository
+                    and loc.tag == (wanted.tag or "latest")
+                )
+            ] or [ImageLocation("", src.ref)]
+    if dst.kind == "docker":
+        if len(locations) != 1:
+            raise ConfigError(
+                f"the source holds {len(locations)} images: name one to copy it to a registry"
+            )
+        target = ImageReference.parse(dst.path)
+        names = [(target.repository, target.tag or locations[0].tag)]
+    elif dst.ref:
+        if len(locations) != 1:
+            raise ConfigError(
+                f"the source holds {len(locations)} images: name one to give it the name {dst.ref!r}"
+            )
+        name, _, tag = dst.ref.rpartition(":") if ":" in dst.ref else (dst.ref, "", "latest")
+        names = [(name, tag)]
+    else:
+        names = [(loc.repository or "image", loc.tag) for loc in locations]
+    return [
+        CopyJob(
+            label=str(loc) or loc.reference,
+            source_repository=loc.repository,
+            source_reference=loc.reference,
+            target_repository=repo,
+            target_tag=tag,
+            source_label=str(loc),
+        )
+        for loc, (repo, tag) in zip(locations, names, strict=True)
+    ]
 
 
 def _check(
