@@ -138,3 +138,30 @@ def test_whiteout_of_missing_path_and_implicit_parents() -> None:
 def test_empty_files_are_not_waste() -> None:
     fs = apply_layers([[f("empty", 0)], [FileEntry("empty", WHITEOUT)]])
     assert fs.waste == [] and files_of(fs) == {}
+
+
+def test_shared_prefixes_are_built_once_and_never_leak() -> None:
+    from transship.slim.analyze.filesystem import LayerStackCache
+
+    base = [d("usr"), f("usr/a", 10), f("usr/b", 20), d("etc"), f("etc/conf", 5)]
+    jre = [f("opt/jre/lib", 30)]
+    one = [FileEntry("usr/a", WHITEOUT), f("app/x", 1)]
+    two = [f("usr/b", 21, "mine"), FileEntry("etc", OPAQUE), f("etc/new", 2)]
+    three = [FileEntry("usr", DIR, 0, 0o700)]
+    stacks = LayerStackCache()
+    images = {
+        "one": (["B", "J", "1"], [base, jre, one]),
+        "two": (["B", "J", "2"], [base, jre, two]),
+        "three": (["B", "3"], [base, three]),
+        "again": (["B", "J", "1"], [base, jre, one]),
+    }
+    built = {name: stacks.build(keys, layers) for name, (keys, layers) in images.items()}
+    for name, (_, layers) in images.items():
+        alone = apply_layers(layers)
+        assert files_of(built[name]) == files_of(alone), name
+        assert waste_of(built[name]) == waste_of(alone), name
+    # The shared base tree is one object until an image changes it.
+    assert built["one"].lookup("opt") is built["two"].lookup("opt")
+    assert built["one"].lookup("usr") is not built["two"].lookup("usr")
+    assert built["three"].lookup("usr").mode == 0o700  # type: ignore[union-attr]
+    assert built["one"].lookup("usr").mode == 0o755  # type: ignore[union-attr]

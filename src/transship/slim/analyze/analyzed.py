@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from transship.slim.analyze.filesystem import FinalFilesystem
 from transship.slim.analyze.image_reader import ResolvedImage
@@ -20,9 +21,9 @@ class AnalyzedImage:
     def name(self) -> str:
         return self.resolved.name
 
-    @property
+    @cached_property
     def keys(self) -> list[str]:
-        return [self.resolved.layer_key(i) for i in range(len(self.scans))]
+        return self.resolved.keys
 
     def compression_ratio(self, index: int) -> float:
         """Compressed bytes per content byte of a layer, to estimate what part of a layer's

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from transship.oci.descriptor import Descriptor, Platform
 from transship.slim.analyze.analyzed import AnalyzedImage
 from transship.slim.analyze.duplicates import LayerContents, find_duplicates
-from transship.slim.analyze.filesystem import apply_layers
+from transship.slim.analyze.filesystem import LayerStackCache
 from transship.slim.analyze.image_reader import (
     DEFAULT_PLATFORM,
     ImageInput,
@@ -64,15 +64,15 @@ def analyze_images(
         resolved = _resolve_all(inputs, options.platform, pool, report)
         scans = _scan_all(resolved, pool, progress)
     analyzed: list[AnalyzedImage] = []
+    stacks = LayerStackCache()
     for image in resolved:
         try:
             layer_scans = [scans[image.layer_key(i)].result() for i in range(len(image.layers))]
         except Exception as e:  # one failing image does not stop the others
             report.errors.append(ImageError(image=image.name, message=_message(e)))
             continue
-        analyzed.append(
-            AnalyzedImage(image, layer_scans, apply_layers([s.entries for s in layer_scans]))
-        )
+        fs = stacks.build(image.keys, [s.entries for s in layer_scans])
+        analyzed.append(AnalyzedImage(image, layer_scans, fs))
     users = layer_users(analyzed)
     report.images = [build_image_report(image, users, options.limit) for image in analyzed]
     if len(analyzed) > 1:

@@ -24,6 +24,7 @@ class Node:
     mode: int = 0
     sha256: bytes | None = None
     children: dict[str, Node] | None = None  # directories only
+    owner: object | None = None  # the builder token that may still change it in place
 
 
 @dataclass(slots=True)
@@ -95,72 +96,159 @@ class FinalFilesystem:
 
 
 def apply_layers(layers: Sequence[Sequence[FileEntry]]) -> FinalFilesystem:
-    fs = FinalFilesystem(Node(DIR, -1, children={}))
+    builder = FilesystemBuilder()
     for index, entries in enumerate(layers):
-        _apply_layer(fs, index, entries)
-    return fs
+        builder.apply_layer(index, entries)
+    return builder.snapshot()
 
 
-def _apply_layer(fs: FinalFilesystem, index: int, entries: Sequence[FileEntry]) -> None:
-    # Whiteouts first: they act on lower layers only, wherever they sit in the tar.
-    for entry in entries:
-        if entry.kind == OPAQUE:
-            directory = fs.lookup(entry.path)
-            if directory is not None and directory.children is not None:
-                for name in list(directory.children):
-                    child = directory.children.pop(name)
-                    _record_removed(fs, _join(entry.path, name), child, index, "hidden_by_opaque")
-    for entry in entries:
-        if entry.kind == WHITEOUT:
-            parent_path, _, name = entry.path.rpartition("/")
-            parent = fs.lookup(parent_path)
-            if parent is not None and parent.children is not None and name in parent.children:
-                _record_removed(fs, entry.path, parent.children.pop(name), index, "deleted")
-    for entry in entries:
-        if entry.kind not in (OPAQUE, WHITEOUT) and entry.path:
-            _add_entry(fs, index, entry)
+class LayerStackCache:
+    """Images that start with the same layers share the filesystem those layers make:
+    each image is applied on top of the longest prefix already built, copy-on-write, so
+    a base and a JRE under 30 services are applied once, not 30 times."""
+
+    def __init__(self) -> None:
+        self._prefixes: dict[tuple[str, ...], FinalFilesystem] = {}
+
+    def build(self, keys: Sequence[str], layers: Sequence[Sequence[FileEntry]]) -> FinalFilesystem:
+        start = 0
+        for k in range(len(keys), 0, -1):
+            if tuple(keys[:k]) in self._prefixes:
+                start = k
+                break
+        base = self._prefixes.get(tuple(keys[:start])) if start else None
+        builder = FilesystemBuilder(base)
+        snapshot = builder.snapshot()
+        for index in range(start, len(keys)):
+            builder.apply_layer(index, layers[index])
+            snapshot = builder.snapshot()
+            self._prefixes[tuple(keys[: index + 1])] = snapshot
+        return snapshot
 
 
-def _add_entry(fs: FinalFilesystem, index: int, entry: FileEntry) -> None:
-    parts = entry.path.split("/")
-    directory = fs.root
-    walked = ""
-    for part in parts[:-1]:
-        walked = _join(walked, part)
-        assert directory.children is not None
-        child = directory.children.get(part)
-        if child is None or child.children is None:
-            if child is not None:
-                _record_removed(fs, walked, child, index, "replaced_by_dir")
-            child = Node(DIR, index, children={})
+class FilesystemBuilder:
+    """Applies layers to a tree of nodes. Nodes made since the last `snapshot()` belong to
+    the current owner token and are changed in place; older ones (shared with snapshots)
+    are copied before the first change."""
+
+    def __init__(self, base: FinalFilesystem | None = None):
+        self._token = object()
+        self.root = base.root if base else Node(DIR, -1, children={})
+        self.waste: list[Waste] = list(base.waste) if base else []
+        self._dir_cache: tuple[str, Node] | None = None
+
+    def snapshot(self) -> FinalFilesystem:
+        """The filesystem as it is now; later layers will not change it."""
+        self._token = object()
+        self._dir_cache = None
+        return FinalFilesystem(self.root, list(self.waste))
+
+    def _own(self, node: Node) -> Node:
+        if node.owner is self._token:
+            return node
+        return Node(
+            node.kind,
+            node.layer,
+            node.size,
+            node.mode,
+            node.sha256,
+            dict(node.children) if node.children is not None else None,
+            self._token,
+        )
+
+    def _owned_dir(self, path: str) -> Node | None:
+        """The directory at `path`, made ours (with its ancestors); None if there is none."""
+        self.root = directory = self._own(self.root)
+        for part in path.split("/") if path else ():
+            assert directory.children is not None
+            child = directory.children.get(part)
+            if child is None or child.children is None:
+                return None
+            owned = self._own(child)
+            if owned is not child:
+                directory.children[part] = owned
+            directory = owned
+        return directory
+
+    def apply_layer(self, index: int, entries: Sequence[FileEntry]) -> None:
+        # Whiteouts first: they act on lower layers only, wherever they sit in the tar.
+        for entry in entries:
+            if entry.kind == OPAQUE:
+                directory = self._owned_dir(entry.path)
+                if directory is not None and directory.children:
+                    for name in list(directory.children):
+                        child = directory.children.pop(name)
+                        self._record_removed(
+                            _join(entry.path, name), child, index, "hidden_by_opaque"
+                        )
+        for entry in entries:
+            if entry.kind == WHITEOUT:
+                parent_path, _, name = entry.path.rpartition("/")
+                parent = self._owned_dir(parent_path)
+                if parent is not None and parent.children is not None and name in parent.children:
+                    self._record_removed(entry.path, parent.children.pop(name), index, "deleted")
+        self._dir_cache = None
+        for entry in entries:
+            if entry.kind not in (OPAQUE, WHITEOUT) and entry.path:
+                self._add_entry(index, entry)
+        self._dir_cache = None
+
+    def _parent_of(self, index: int, path: str) -> Node:
+        """The directory that will hold `path`, created (or replacing a non-directory) as
+        needed; entries of a tar mostly share their parent, so the last one is remembered."""
+        parent_path = path.rpartition("/")[0]
+        cached = self._dir_cache
+        if cached is not None and cached[0] == parent_path:
+            return cached[1]
+        self.root = directory = self._own(self.root)
+        walked = ""
+        for part in parent_path.split("/") if parent_path else ():
+            walked = _join(walked, part)
+            assert directory.children is not None
+            child = directory.children.get(part)
+            if child is None or child.children is None:
+                if child is not None:
+                    self._record_removed(walked, child, index, "replaced_by_dir")
+                child = Node(DIR, index, children={}, owner=self._token)
+            else:
+                child = self._own(child)
             directory.children[part] = child
-        directory = child
-    assert directory.children is not None
-    name = parts[-1]
-    existing = directory.children.get(name)
-    if existing is not None:
-        if existing.children is not None and entry.kind == DIR:
-            existing.mode = entry.mode  # directory over directory: contents merge
-            return
-        _record_removed(fs, entry.path, existing, index, "overwritten")
-    directory.children[name] = Node(
-        entry.kind,
-        index,
-        entry.size if entry.kind == FILE else 0,
-        entry.mode,
-        entry.sha256,
-        {} if entry.kind == DIR else None,
-    )
+            directory = child
+        self._dir_cache = (parent_path, directory)
+        return directory
 
+    def _add_entry(self, index: int, entry: FileEntry) -> None:
+        directory = self._parent_of(index, entry.path)
+        assert directory.children is not None
+        name = entry.path.rpartition("/")[2]
+        existing = directory.children.get(name)
+        if existing is not None:
+            if existing.children is not None and entry.kind == DIR:
+                # Directory over directory: contents merge, the new mode wins.
+                owned = self._own(existing)
+                owned.mode = entry.mode
+                directory.children[name] = owned
+                return
+            self._record_removed(entry.path, existing, index, "overwritten")
+            self._dir_cache = None  # a replaced directory may have held the cached one
+        directory.children[name] = Node(
+            entry.kind,
+            index,
+            entry.size if entry.kind == FILE else 0,
+            entry.mode,
+            entry.sha256,
+            {} if entry.kind == DIR else None,
+            self._token,
+        )
 
-def _record_removed(fs: FinalFilesystem, path: str, node: Node, by: int, reason: str) -> None:
-    stack = [(path, node)]
-    while stack:
-        current_path, current = stack.pop()
-        if current.kind == FILE and current.size:  # empty files cost nothing
-            fs.waste.append(Waste(current_path, current.size, current.layer, by, reason))
-        for name, child in (current.children or {}).items():
-            stack.append((_join(current_path, name), child))
+    def _record_removed(self, path: str, node: Node, by: int, reason: str) -> None:
+        stack = [(path, node)]
+        while stack:
+            current_path, current = stack.pop()
+            if current.kind == FILE and current.size:  # empty files cost nothing
+                self.waste.append(Waste(current_path, current.size, current.layer, by, reason))
+            for name, child in (current.children or {}).items():
+                stack.append((_join(current_path, name), child))
 
 
 def _join(directory: str, name: str) -> str:

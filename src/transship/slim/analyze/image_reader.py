@@ -50,6 +50,10 @@ class ResolvedImage:
     diff_ids: tuple[str | None, ...]  # per layer, from the config
     history: tuple[HistoryStep | None, ...]  # per layer: the step that made it
 
+    @property
+    def keys(self) -> list[str]:
+        return [self.layer_key(i) for i in range(len(self.layers))]
+
     def layer_key(self, index: int) -> str:
         """What identifies a layer's content: its diff_id (the same tar compressed twice
         is the same content), else its blob digest."""
