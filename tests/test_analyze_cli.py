@@ -291,3 +291,44 @@ def _slim_release(offload_blob: bytes, diff_id: str) -> dict[str, BuiltImage]:
     """The release rebuilt on the offload image (same steps, offloaded jars left out)."""
     layer = RawLayer("FROM offload image", offload_blob, diff_id)
     return {"svc-a:1": svc_a(1, layer), "svc-b:1": svc_b(layer), "svc-c:1": svc_c(layer)}
+
+
+def test_file_transports_give_the_same_figures(tmp_path: Path) -> None:
+    """An OCI layout holding several images stands for all of them; a docker-archive
+    written by skopeo (manifest rebuilt, layers kept) analyzes to the same bytes."""
+    require_tools("skopeo")
+    layout = tmp_path / "layout"
+    images = planted_fleet()
+    for name in ("svc-a:1", "svc-b:1"):
+        write_oci_layout(layout, name.replace(":", "-"), images[name])
+    result = transship("analyze", f"oci:{layout}", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    by_digest = {i["manifest_digest"]: i for i in report["images"]}
+    a = by_digest[images["svc-a:1"].digest]
+    b = by_digest[images["svc-b:1"].digest]
+    assert a["waste"]["wasted_bytes"] == S["lists1"] + S["lists2"] + S["cfg-base"]
+    assert b["waste"]["wasted_bytes"] == S["conf-a"] + S["conf-b"]
+    assert report["offload"]["layer_bytes"] == JARS
+
+    archive = tmp_path / "svc-a.tar"
+    subprocess.run(
+        [
+            "skopeo",
+            "--insecure-policy",
+            "copy",
+            f"oci:{layout}:svc-a-1",
+            f"docker-archive:{archive}:svc-a:1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    result = transship("analyze", f"docker-archive:{archive}", "--json")
+    assert result.returncode == 0, result.stderr
+    image = json.loads(result.stdout)["images"][0]
+    assert image["waste"]["wasted_bytes"] == a["waste"]["wasted_bytes"]
+    assert image["waste"]["final_bytes"] == a["waste"]["final_bytes"]
+    assert [layer["created_by"] for layer in image["layers"]] == [
+        layer["created_by"] for layer in a["layers"]
+    ]
