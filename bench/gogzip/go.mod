@@ -1,0 +1,3 @@
+module transship.bench/gogzip
+
+go 1.21

@@ -1,0 +1,622 @@
+//! A deflate encoder that produces exactly the bytes of Go's `compress/flate`
+//! (and so `compress/gzip`), ported from the Go standard library (Go 1.7 to at least
+//! 1.26 produce the same streams).
+//!
+//! Go's output is a pure function of the input bytes and the level, with one exception:
+//! for levels 2-9 the moment the 64 KiB window slides depends on how the input was cut
+//! into `Write` calls. It only matters when the match search reaches window position
+//! 65274 exactly while the window is not full; then the slide happens before that search
+//! instead of after it ("early slide"). This encoder behaves like a writer that fills the
+//! window completely before each slide (true for `io.Copy` with 32 KiB buffers and for
+//! any larger writes) unless told, per window frame, to slide early: see
+//! [`GoDeflater::set_early_slides`].
+
+mod bitwriter;
+mod fast;
+mod huffman;
+mod token;
+
+use bitwriter::{HuffmanBitWriter, MAX_STORE_BLOCK_SIZE};
+use fast::{common_prefix, DeflateFast};
+use token::{literal_token, match_token, Token, BASE_MATCH_LENGTH, BASE_MATCH_OFFSET};
+
+pub const NO_COMPRESSION: i32 = 0;
+pub const BEST_SPEED: i32 = 1;
+pub const HUFFMAN_ONLY: i32 = -2;
+pub const DEFAULT_COMPRESSION: i32 = -1;
+
+const LOG_WINDOW_SIZE: usize = 15;
+const WINDOW_SIZE: usize = 1 << LOG_WINDOW_SIZE;
+const WINDOW_MASK: usize = WINDOW_SIZE - 1;
+const MIN_MATCH_LENGTH: usize = 4;
+const MAX_MATCH_LENGTH: usize = 258;
+const MAX_FLATE_BLOCK_TOKENS: usize = 1 << 14;
+const HASH_BITS: u32 = 17;
+const HASH_SIZE: usize = 1 << HASH_BITS;
+const HASH_MASK: u32 = (1 << HASH_BITS) - 1;
+const MAX_HASH_OFFSET: i64 = 1 << 24;
+const SKIP_NEVER: i32 = i32::MAX;
+const HASHMUL: u32 = 0x1e35a7bd;
+
+/// Window position at which a slide happens ("2*windowSize - (minMatchLength+maxMatchLength)").
+pub const SLIDE_POINT: usize = 2 * WINDOW_SIZE - (MIN_MATCH_LENGTH + MAX_MATCH_LENGTH);
+
+#[derive(Clone, Copy)]
+struct CompressionLevel {
+    #[allow(dead_code)] // kept so the table reads like Go's
+    level: i32,
+    good: usize,
+    lazy: usize,
+    nice: usize,
+    chain: usize,
+    fast_skip_hashing: i32,
+}
+
+const LEVELS: [CompressionLevel; 10] = [
+    CompressionLevel { level: 0, good: 0, lazy: 0, nice: 0, chain: 0, fast_skip_hashing: 0 },
+    CompressionLevel { level: 1, good: 0, lazy: 0, nice: 0, chain: 0, fast_skip_hashing: 0 },
+    CompressionLevel { level: 2, good: 4, lazy: 0, nice: 16, chain: 8, fast_skip_hashing: 5 },
+    CompressionLevel { level: 3, good: 4, lazy: 0, nice: 32, chain: 32, fast_skip_hashing: 6 },
+    CompressionLevel { level: 4, good: 4, lazy: 4, nice: 16, chain: 16, fast_skip_hashing: SKIP_NEVER },
+    CompressionLevel { level: 5, good: 8, lazy: 16, nice: 32, chain: 32, fast_skip_hashing: SKIP_NEVER },
+    CompressionLevel { level: 6, good: 8, lazy: 16, nice: 128, chain: 128, fast_skip_hashing: SKIP_NEVER },
+    CompressionLevel { level: 7, good: 8, lazy: 32, nice: 128, chain: 256, fast_skip_hashing: SKIP_NEVER },
+    CompressionLevel { level: 8, good: 32, lazy: 128, nice: 258, chain: 1024, fast_skip_hashing: SKIP_NEVER },
+    CompressionLevel { level: 9, good: 32, lazy: 258, nice: 258, chain: 4096, fast_skip_hashing: SKIP_NEVER },
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Store,
+    HuffOnly,
+    Speed,
+    Deflate,
+}
+
+#[inline(always)]
+fn hash4(b: &[u8]) -> u32 {
+    let v = u32::from_be_bytes(b[..4].try_into().unwrap());
+    v.wrapping_mul(HASHMUL) >> (32 - HASH_BITS)
+}
+
+/// Go's `compress/flate` compressor state.
+#[derive(Clone)]
+pub struct GoDeflater {
+    cl: CompressionLevel,
+    mode: Mode,
+    w: HuffmanBitWriter,
+    best_speed: Option<Box<DeflateFast>>,
+
+    window: Vec<u8>,
+    index: usize,
+    window_end: usize,
+    /// Window index where the current tokens start; i32::MAX once slid out.
+    block_start: i64,
+    byte_available: bool,
+    sync: bool,
+    tokens: Vec<Token>,
+
+    length: usize,
+    offset: usize,
+    max_insert_index: i64,
+    chain_head: i64,
+    hash_head: Vec<u32>,
+    hash_prev: Vec<u32>,
+    hash_offset: i64,
+
+    /// Number of window slides done so far (frame counter for early slides).
+    slides: u64,
+    /// Sorted frame numbers whose slide happens early; consumed from the front.
+    early_slides: std::collections::VecDeque<u64>,
+    /// Stopped at SLIDE_POINT with a full window, waiting for `resolve_slide`.
+    paused: bool,
+    /// Set while resuming past SLIDE_POINT after a "late" decision.
+    pass_slide_point: bool,
+    /// Set by an "early" decision: the next fill slides before any more searching.
+    slide_now: bool,
+    closed: bool,
+}
+
+impl GoDeflater {
+    /// `level`: -2 (HuffmanOnly), -1 (default = 6), 0..=9, as Go's `flate.NewWriter`.
+    pub fn new(level: i32) -> Result<Self, String> {
+        let (mode, cl, window_len) = match level {
+            NO_COMPRESSION => (Mode::Store, LEVELS[0], MAX_STORE_BLOCK_SIZE),
+            HUFFMAN_ONLY => (Mode::HuffOnly, LEVELS[0], MAX_STORE_BLOCK_SIZE),
+            BEST_SPEED => (Mode::Speed, LEVELS[1], MAX_STORE_BLOCK_SIZE),
+            DEFAULT_COMPRESSION => (Mode::Deflate, LEVELS[6], 2 * WINDOW_SIZE),
+            2..=9 => (Mode::Deflate, LEVELS[level as usize], 2 * WINDOW_SIZE),
+            _ => return Err(format!("invalid Go compression level {level}: want -2..9")),
+        };
+        let deflate = mode == Mode::Deflate;
+        Ok(GoDeflater {
+            cl,
+            mode,
+            w: HuffmanBitWriter::new(),
+            best_speed: if mode == Mode::Speed { Some(Box::new(DeflateFast::new())) } else { None },
+            window: vec![0; window_len],
+            index: 0,
+            window_end: 0,
+            block_start: 0,
+            byte_available: false,
+            sync: false,
+            tokens: Vec::with_capacity(if mode == Mode::Speed {
+                MAX_STORE_BLOCK_SIZE
+            } else {
+                MAX_FLATE_BLOCK_TOKENS + 1
+            }),
+            length: MIN_MATCH_LENGTH - 1,
+            offset: 0,
+            max_insert_index: 0,
+            chain_head: -1,
+            hash_head: if deflate { vec![0; HASH_SIZE] } else { Vec::new() },
+            hash_prev: if deflate { vec![0; WINDOW_SIZE] } else { Vec::new() },
+            hash_offset: 1,
+            slides: 0,
+            early_slides: Default::default(),
+            paused: false,
+            pass_slide_point: false,
+            slide_now: false,
+            closed: false,
+        })
+    }
+
+    /// Frames (counted from 0 at the first slide) whose slide must happen early.
+    pub fn set_early_slides(&mut self, frames: &[u64]) {
+        let mut v = frames.to_vec();
+        v.sort_unstable();
+        v.dedup();
+        self.early_slides = v.into();
+    }
+
+    /// Number of window slides so far: the frame number of the next slide decision.
+    pub fn slides(&self) -> u64 {
+        self.slides
+    }
+
+    /// Whether the encoder stopped at a slide decision (see `write_some`).
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Compressed bytes produced so far and not yet taken.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.w.out)
+    }
+
+    pub fn output(&self) -> &[u8] {
+        &self.w.out
+    }
+
+    pub fn drain_output(&mut self, n: usize) {
+        self.w.out.drain(..n);
+    }
+
+    /// Feeds input, sliding early exactly at the frames given to `set_early_slides`.
+    /// The result does not depend on how the input is split into calls.
+    pub fn write(&mut self, b: &[u8]) {
+        let mut pos = 0;
+        loop {
+            pos += self.write_some(&b[pos..]);
+            if !self.paused {
+                break;
+            }
+            let frame = self.slides;
+            while self.early_slides.front().is_some_and(|&f| f < frame) {
+                self.early_slides.pop_front();
+            }
+            let early = self.early_slides.front() == Some(&frame);
+            if early {
+                self.early_slides.pop_front();
+            }
+            self.resolve_slide(early);
+        }
+    }
+
+    /// Feeds input until it is consumed or the encoder pauses at a slide decision;
+    /// returns how much was consumed. When paused, call `resolve_slide` and go on.
+    pub fn write_some(&mut self, b: &[u8]) -> usize {
+        assert!(!self.closed, "write after close");
+        let mut consumed = 0;
+        while !self.paused && consumed < b.len() {
+            if self.window_end == self.window.len() && !self.slide_now {
+                self.step();
+                if self.paused {
+                    break;
+                }
+            }
+            consumed += self.fill(&b[consumed..]);
+            self.slide_now = false;
+        }
+        consumed
+    }
+
+    /// Decides the pending slide: early (before the search at SLIDE_POINT, as a writer
+    /// whose window was not full there) or late (after it, the usual case).
+    pub fn resolve_slide(&mut self, early: bool) {
+        assert!(self.paused, "no slide decision pending");
+        self.paused = false;
+        if early {
+            // The next fill slides the window (index == SLIDE_POINT) before searching on.
+            self.slide_now = true;
+        } else {
+            self.pass_slide_point = true;
+            self.deflate();
+            self.pass_slide_point = false;
+        }
+    }
+
+    /// Whether early and late sliding give different searches at the pending decision.
+    pub fn slide_would_matter(&self) -> bool {
+        self.paused && self.slide_search_differs(self.window_end - self.index)
+    }
+
+    /// Whether two encoders are in the same state (their futures are identical).
+    pub fn same_state(&self, o: &GoDeflater) -> bool {
+        self.index == o.index
+            && self.window_end == o.window_end
+            && self.block_start == o.block_start
+            && self.byte_available == o.byte_available
+            && self.length == o.length
+            && self.offset == o.offset
+            && self.chain_head == o.chain_head
+            && self.hash_offset == o.hash_offset
+            && self.slides == o.slides
+            && self.paused == o.paused
+            && self.slide_now == o.slide_now
+            && self.closed == o.closed
+            && self.w.same_pending(&o.w)
+            && self.tokens == o.tokens
+            && self.window[..self.window_end] == o.window[..o.window_end]
+            && self.hash_prev == o.hash_prev
+            && self.hash_head == o.hash_head
+            && self.best_speed.is_none()
+            && o.best_speed.is_none()
+    }
+
+    /// Go's `Flush`: ends the current block and writes an empty stored block.
+    pub fn sync_flush(&mut self) {
+        self.paused = false;
+        self.slide_now = false;
+        self.sync = true;
+        self.step();
+        self.w.write_stored_header(0, false);
+        self.w.flush();
+        self.sync = false;
+    }
+
+    /// Go's `Close`: flushes everything and writes the final (empty, stored) block.
+    pub fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        // A pending slide decision is moot: no more data means no slide.
+        self.paused = false;
+        self.slide_now = false;
+        self.sync = true;
+        self.step();
+        self.w.write_stored_header(0, true);
+        self.w.flush();
+        self.closed = true;
+    }
+
+    fn fill(&mut self, b: &[u8]) -> usize {
+        if self.mode == Mode::Deflate {
+            self.fill_deflate(b)
+        } else {
+            let n = b.len().min(self.window.len() - self.window_end);
+            self.window[self.window_end..self.window_end + n].copy_from_slice(&b[..n]);
+            self.window_end += n;
+            n
+        }
+    }
+
+    fn step(&mut self) {
+        match self.mode {
+            Mode::Store => self.store(),
+            Mode::HuffOnly => self.store_huff(),
+            Mode::Speed => self.enc_speed(),
+            Mode::Deflate => self.deflate(),
+        }
+    }
+
+    fn fill_deflate(&mut self, b: &[u8]) -> usize {
+        if self.index >= SLIDE_POINT {
+            self.window.copy_within(WINDOW_SIZE..2 * WINDOW_SIZE, 0);
+            self.index -= WINDOW_SIZE;
+            self.window_end -= WINDOW_SIZE;
+            if self.block_start >= WINDOW_SIZE as i64 {
+                self.block_start -= WINDOW_SIZE as i64;
+            } else {
+                self.block_start = i32::MAX as i64;
+            }
+            self.hash_offset += WINDOW_SIZE as i64;
+            if self.hash_offset > MAX_HASH_OFFSET {
+                let delta = self.hash_offset - 1;
+                self.hash_offset -= delta;
+                self.chain_head -= delta;
+                for v in self.hash_prev.iter_mut() {
+                    *v = if *v as i64 > delta { (*v as i64 - delta) as u32 } else { 0 };
+                }
+                for v in self.hash_head.iter_mut() {
+                    *v = if *v as i64 > delta { (*v as i64 - delta) as u32 } else { 0 };
+                }
+            }
+            self.slides += 1;
+        }
+        let n = b.len().min(self.window.len() - self.window_end);
+        self.window[self.window_end..self.window_end + n].copy_from_slice(&b[..n]);
+        self.window_end += n;
+        n
+    }
+
+    fn write_block(&mut self, index: usize) {
+        if index > 0 {
+            let input = if self.block_start <= index as i64 {
+                Some(&self.window[self.block_start as usize..index])
+            } else {
+                None
+            };
+            self.w.write_block(&self.tokens, false, input);
+            self.block_start = index as i64;
+        }
+    }
+
+    /// Go's `findMatch`: best match at `pos` longer than `prev_length`, looking at most
+    /// `chain` entries back. `floor` is the lowest window index that may be used.
+    #[inline]
+    fn find_match(
+        &self,
+        pos: usize,
+        prev_head: i64,
+        prev_length: usize,
+        lookahead: usize,
+        floor: i64,
+    ) -> Option<(usize, usize)> {
+        let min_match_look = lookahead.min(MAX_MATCH_LENGTH);
+        let win = &self.window[..pos + min_match_look];
+        let nice = self.cl.nice.min(min_match_look);
+        let mut tries = self.cl.chain;
+        let mut length = prev_length;
+        if length >= self.cl.good {
+            tries >>= 2;
+        }
+        let mut w_end = win[pos + length];
+        let w_pos = &win[pos..];
+        let min_index = pos as i64 - WINDOW_SIZE as i64;
+        let mut found = None;
+        let mut i = prev_head;
+        while tries > 0 {
+            let iu = i as usize;
+            if w_end == win[iu + length] {
+                let n = common_prefix(&win[iu..iu + min_match_look], &w_pos[..min_match_look]);
+                if n > length && (n > MIN_MATCH_LENGTH || pos - iu <= 4096) {
+                    length = n;
+                    found = Some((n, pos - iu));
+                    if n >= nice {
+                        break;
+                    }
+                    w_end = win[pos + n];
+                }
+            }
+            if i == min_index {
+                break;
+            }
+            i = self.hash_prev[iu & WINDOW_MASK] as i64 - self.hash_offset;
+            if i < min_index || i < floor {
+                break;
+            }
+            tries -= 1;
+        }
+        found
+    }
+
+    fn deflate(&mut self) {
+        if self.window_end - self.index < MIN_MATCH_LENGTH + MAX_MATCH_LENGTH && !self.sync {
+            return;
+        }
+        self.max_insert_index = self.window_end as i64 - (MIN_MATCH_LENGTH as i64 - 1);
+        let fast_skip = self.cl.fast_skip_hashing;
+        let lazy_mode = fast_skip == SKIP_NEVER;
+
+        loop {
+            debug_assert!(self.index <= self.window_end, "index > windowEnd");
+            let lookahead = self.window_end - self.index;
+            if lookahead < MIN_MATCH_LENGTH + MAX_MATCH_LENGTH {
+                if !self.sync {
+                    break;
+                }
+                if lookahead == 0 {
+                    if self.byte_available {
+                        let lit = self.window[self.index - 1];
+                        self.tokens.push(literal_token(lit as u32));
+                        self.byte_available = false;
+                    }
+                    if !self.tokens.is_empty() {
+                        self.write_block(self.index);
+                        self.tokens.clear();
+                    }
+                    break;
+                }
+            }
+            if self.index == SLIDE_POINT && !self.sync && !self.pass_slide_point {
+                // Stop for the caller to decide when the window slides.
+                self.paused = true;
+                break;
+            }
+            if (self.index as i64) < self.max_insert_index {
+                let hash = hash4(&self.window[self.index..]);
+                let hh = &mut self.hash_head[(hash & HASH_MASK) as usize];
+                self.chain_head = *hh as i64;
+                self.hash_prev[self.index & WINDOW_MASK] = self.chain_head as u32;
+                *hh = (self.index as i64 + self.hash_offset) as u32;
+            }
+            let prev_length = self.length;
+            let prev_offset = self.offset;
+            self.length = MIN_MATCH_LENGTH - 1;
+            self.offset = 0;
+            let min_index = (self.index as i64 - WINDOW_SIZE as i64).max(0);
+
+            if self.chain_head - self.hash_offset >= min_index
+                && ((!lazy_mode && lookahead > MIN_MATCH_LENGTH - 1)
+                    || (lazy_mode && lookahead > prev_length && prev_length < self.cl.lazy))
+            {
+                if let Some((new_length, new_offset)) = self.find_match(
+                    self.index,
+                    self.chain_head - self.hash_offset,
+                    MIN_MATCH_LENGTH - 1,
+                    lookahead,
+                    0,
+                ) {
+                    self.length = new_length;
+                    self.offset = new_offset;
+                }
+            }
+            if (!lazy_mode && self.length >= MIN_MATCH_LENGTH)
+                || (lazy_mode && prev_length >= MIN_MATCH_LENGTH && self.length <= prev_length)
+            {
+                // There was a match at the previous step and the current one is not
+                // better: output the previous match.
+                let tok = if !lazy_mode {
+                    match_token(
+                        self.length as u32 - BASE_MATCH_LENGTH,
+                        self.offset as u32 - BASE_MATCH_OFFSET,
+                    )
+                } else {
+                    match_token(
+                        prev_length as u32 - BASE_MATCH_LENGTH,
+                        prev_offset as u32 - BASE_MATCH_OFFSET,
+                    )
+                };
+                self.tokens.push(tok);
+                if lazy_mode || self.length as i64 <= fast_skip as i64 {
+                    let new_index = if !lazy_mode {
+                        self.index + self.length
+                    } else {
+                        self.index + prev_length - 1
+                    };
+                    let mut index = self.index + 1;
+                    while index < new_index {
+                        if (index as i64) < self.max_insert_index {
+                            let hash = hash4(&self.window[index..]);
+                            let hh = &mut self.hash_head[(hash & HASH_MASK) as usize];
+                            self.hash_prev[index & WINDOW_MASK] = *hh;
+                            *hh = (index as i64 + self.hash_offset) as u32;
+                        }
+                        index += 1;
+                    }
+                    self.index = index;
+                    if lazy_mode {
+                        self.byte_available = false;
+                        self.length = MIN_MATCH_LENGTH - 1;
+                    }
+                } else {
+                    self.index += self.length;
+                }
+                if self.tokens.len() == MAX_FLATE_BLOCK_TOKENS {
+                    self.write_block(self.index);
+                    self.tokens.clear();
+                }
+            } else {
+                if !lazy_mode || self.byte_available {
+                    let i = if !lazy_mode { self.index } else { self.index - 1 };
+                    self.tokens.push(literal_token(self.window[i] as u32));
+                    if self.tokens.len() == MAX_FLATE_BLOCK_TOKENS {
+                        self.write_block(i + 1);
+                        self.tokens.clear();
+                    }
+                }
+                self.index += 1;
+                if lazy_mode {
+                    self.byte_available = true;
+                }
+            }
+        }
+    }
+
+    /// Whether the search at SLIDE_POINT can give a different result once the first
+    /// WINDOW_SIZE bytes of the window are gone.
+    fn slide_search_differs(&self, lookahead: usize) -> bool {
+        if self.mode != Mode::Deflate || self.index + 4 > self.window_end {
+            return false;
+        }
+        let hash = hash4(&self.window[self.index..]);
+        let head = self.hash_head[(hash & HASH_MASK) as usize] as i64 - self.hash_offset;
+        let lazy_mode = self.cl.fast_skip_hashing == SKIP_NEVER;
+        let prev_length = self.length;
+        if lazy_mode && !(lookahead > prev_length && prev_length < self.cl.lazy) {
+            return false;
+        }
+        let late_floor = (self.index as i64 - WINDOW_SIZE as i64).max(0);
+        if head < late_floor {
+            return false;
+        }
+        let late = self.find_match(self.index, head, MIN_MATCH_LENGTH - 1, lookahead, 0);
+        let early = if head >= WINDOW_SIZE as i64 {
+            self.find_match(
+                self.index,
+                head,
+                MIN_MATCH_LENGTH - 1,
+                lookahead,
+                WINDOW_SIZE as i64,
+            )
+        } else {
+            None
+        };
+        late != early
+    }
+
+    fn store(&mut self) {
+        if self.window_end > 0 && (self.window_end == MAX_STORE_BLOCK_SIZE || self.sync) {
+            self.w.write_stored_header(self.window_end, false);
+            let end = self.window_end;
+            let window = std::mem::take(&mut self.window);
+            self.w.write_bytes_pub(&window[..end]);
+            self.window = window;
+            self.window_end = 0;
+        }
+    }
+
+    fn store_huff(&mut self) {
+        if (self.window_end < self.window.len() && !self.sync) || self.window_end == 0 {
+            return;
+        }
+        let end = self.window_end;
+        self.w.write_block_huff(false, &self.window[..end]);
+        self.window_end = 0;
+    }
+
+    fn enc_speed(&mut self) {
+        if self.window_end < MAX_STORE_BLOCK_SIZE {
+            if !self.sync {
+                return;
+            }
+            if self.window_end < 128 {
+                match self.window_end {
+                    0 => return,
+                    1..=16 => {
+                        self.w.write_stored_header(self.window_end, false);
+                        let end = self.window_end;
+                        self.w.write_bytes_pub(&self.window[..end]);
+                    }
+                    _ => {
+                        let end = self.window_end;
+                        self.w.write_block_huff(false, &self.window[..end]);
+                    }
+                }
+                self.window_end = 0;
+                self.best_speed.as_mut().unwrap().reset();
+                return;
+            }
+        }
+        let end = self.window_end;
+        self.tokens.clear();
+        self.best_speed.as_mut().unwrap().encode(&mut self.tokens, &self.window[..end]);
+        if self.tokens.len() > end - (end >> 4) {
+            self.w.write_block_huff(false, &self.window[..end]);
+        } else {
+            self.w.write_block_dynamic(&self.tokens, false, Some(&self.window[..end]));
+        }
+        self.window_end = 0;
+    }
+}

@@ -1,0 +1,208 @@
+//! Native parts of transship: deflate encoders that reproduce known compressors bit for
+//! bit (Go's compress/flate, zlib), a verifier that finds which one made a stream, and
+//! chunked preflate-rs for the rest. Used by `transship.gzip_rebuild`.
+//!
+//! Every call that does real work releases the GIL.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+pub mod goflate;
+pub mod preflate;
+pub mod verify;
+pub mod zlib_enc;
+
+use verify::EncoderSpec;
+
+fn spec_from_py(spec: &Bound<'_, PyAny>) -> PyResult<EncoderSpec> {
+    let kind: String = spec.get_item(0)?.extract()?;
+    match kind.as_str() {
+        "go" => {
+            let level: i32 = spec.get_item(1)?.extract()?;
+            let early_slides: Vec<u64> = spec.get_item(2)?.extract()?;
+            Ok(EncoderSpec::Go { level, early_slides })
+        }
+        "zlib" => Ok(EncoderSpec::Zlib {
+            level: spec.get_item(1)?.extract()?,
+            mem_level: spec.get_item(2)?.extract()?,
+            strategy: spec.get_item(3)?.extract()?,
+        }),
+        other => Err(PyValueError::new_err(format!("unknown encoder kind {other:?}"))),
+    }
+}
+
+fn spec_to_py(py: Python<'_>, spec: &EncoderSpec) -> PyResult<PyObject> {
+    Ok(match spec {
+        EncoderSpec::Go { level, early_slides } => {
+            ("go", *level, early_slides.clone()).into_pyobject(py)?.into_any().unbind()
+        }
+        EncoderSpec::Zlib { level, mem_level, strategy } => {
+            ("zlib", *level, *mem_level, *strategy).into_pyobject(py)?.into_any().unbind()
+        }
+    })
+}
+
+enum AnyEncoder {
+    Go(goflate::GoDeflater),
+    Zlib(zlib_enc::ZlibDeflater),
+}
+
+/// A raw-deflate encoder described by an encoder spec:
+/// `("go", level, early_slides)` or `("zlib", level, mem_level, strategy)`.
+#[pyclass(module = "transship._native")]
+struct Deflater {
+    inner: AnyEncoder,
+}
+
+#[pymethods]
+impl Deflater {
+    #[new]
+    fn new(spec: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let inner = match spec_from_py(spec)? {
+            EncoderSpec::Go { level, early_slides } => {
+                let mut e = goflate::GoDeflater::new(level).map_err(PyValueError::new_err)?;
+                e.set_early_slides(&early_slides);
+                AnyEncoder::Go(e)
+            }
+            EncoderSpec::Zlib { level, mem_level, strategy } => AnyEncoder::Zlib(
+                zlib_enc::ZlibDeflater::new(level, mem_level, 15, strategy)
+                    .map_err(PyValueError::new_err)?,
+            ),
+        };
+        Ok(Deflater { inner })
+    }
+
+    /// Compresses `data`; returns the compressed bytes ready so far.
+    fn compress<'py>(&mut self, py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
+        let out = py.allow_threads(|| match &mut self.inner {
+            AnyEncoder::Go(e) => {
+                e.write(data);
+                e.take_output()
+            }
+            AnyEncoder::Zlib(e) => {
+                e.write(data);
+                e.take_output()
+            }
+        });
+        PyBytes::new(py, &out)
+    }
+
+    /// Ends the stream; returns the remaining compressed bytes.
+    fn finish<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let out = py.allow_threads(|| match &mut self.inner {
+            AnyEncoder::Go(e) => {
+                e.close();
+                e.take_output()
+            }
+            AnyEncoder::Zlib(e) => {
+                e.close();
+                e.take_output()
+            }
+        });
+        PyBytes::new(py, &out)
+    }
+}
+
+/// Runs candidate encoders over a stream's plain data and compares their output with
+/// the stream's original compressed bytes.
+#[pyclass(module = "transship._native")]
+struct Verifier {
+    inner: verify::Verifier,
+}
+
+#[pymethods]
+impl Verifier {
+    #[new]
+    fn new(specs: Vec<Bound<'_, PyAny>>) -> PyResult<Self> {
+        let specs = specs.iter().map(spec_from_py).collect::<PyResult<Vec<_>>>()?;
+        Ok(Verifier { inner: verify::Verifier::new(&specs).map_err(PyValueError::new_err)? })
+    }
+
+    /// Number of candidates still matching the original.
+    #[getter]
+    fn alive(&self) -> usize {
+        self.inner.alive()
+    }
+
+    /// Feeds the next plain bytes and the next original compressed bytes.
+    fn feed(&mut self, py: Python<'_>, plain: &[u8], compressed: &[u8]) {
+        py.allow_threads(|| self.inner.feed(plain, compressed));
+    }
+
+    /// Ends the stream; returns the specs of the encoders that reproduce it exactly.
+    fn finish(&mut self, py: Python<'_>) -> PyResult<Vec<PyObject>> {
+        let ok = py.allow_threads(|| self.inner.finish());
+        ok.iter().map(|s| spec_to_py(py, s)).collect()
+    }
+}
+
+/// Splits a raw deflate stream made by any encoder into chunks of (plain length,
+/// corrections) with preflate-rs. Checks each chunk's rebuild as it goes.
+#[pyclass(module = "transship._native")]
+struct PreflateSplitter {
+    inner: preflate::PreflateSplitter,
+}
+
+#[pymethods]
+impl PreflateSplitter {
+    #[new]
+    fn new() -> Self {
+        PreflateSplitter { inner: preflate::PreflateSplitter::new() }
+    }
+
+    /// Feeds the next compressed bytes. Raises ValueError when preflate cannot do it.
+    fn feed(&mut self, py: Python<'_>, compressed: &[u8]) -> PyResult<()> {
+        py.allow_threads(|| self.inner.feed(compressed)).map_err(PyValueError::new_err)
+    }
+
+    /// Ends the stream. Raises ValueError when it is incomplete or not handled.
+    fn finish(&mut self, py: Python<'_>) -> PyResult<()> {
+        py.allow_threads(|| self.inner.finish()).map_err(PyValueError::new_err)
+    }
+
+    /// Takes the chunks finished so far as (plain length, corrections) pairs.
+    fn take_chunks<'py>(&mut self, py: Python<'py>) -> PyResult<Vec<(u64, Bound<'py, PyBytes>)>> {
+        Ok(std::mem::take(&mut self.inner.chunks)
+            .into_iter()
+            .map(|(n, c)| (n, PyBytes::new(py, &c)))
+            .collect())
+    }
+}
+
+/// Rebuilds the chunks made by PreflateSplitter, in order.
+#[pyclass(module = "transship._native")]
+struct PreflateRebuilder {
+    inner: preflate::PreflateRebuilder,
+}
+
+#[pymethods]
+impl PreflateRebuilder {
+    #[new]
+    fn new() -> Self {
+        PreflateRebuilder { inner: preflate::PreflateRebuilder::new() }
+    }
+
+    /// Compressed bytes of one chunk from its plain data and corrections.
+    fn rebuild_chunk<'py>(
+        &mut self,
+        py: Python<'py>,
+        plain: &[u8],
+        corrections: &[u8],
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let out = py
+            .allow_threads(|| self.inner.rebuild_chunk(plain, corrections))
+            .map_err(PyValueError::new_err)?;
+        Ok(PyBytes::new(py, &out))
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Deflater>()?;
+    m.add_class::<Verifier>()?;
+    m.add_class::<PreflateSplitter>()?;
+    m.add_class::<PreflateRebuilder>()?;
+    m.add("ZLIB_VERSION", zlib_enc::version())?;
+    Ok(())
+}
