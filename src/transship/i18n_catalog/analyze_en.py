@@ -17,6 +17,7 @@ MESSAGES: dict[str, str] = {
     "analyze.duplicates.fleet_summary": "Duplicates across the images: {redundant} stored more than once ({groups} contents)",
     # --- across images -----------------------------------------------------------------------
     "analyze.fleet.summary": "{images} images: {total} if each is shipped alone, {unique} with shared layers stored once",
+    "analyze.overview.title": "Images at a glance",
     "analyze.shared.title": "Layers shared by several images",
     # --- offload -----------------------------------------------------------------------------------
     "analyze.offload.none": "Offload: no file is carried by {k} or more images in layers of their own.",
@@ -35,6 +36,8 @@ MESSAGES: dict[str, str] = {
     "analyze.status.added": "added",
     "analyze.status.removed": "removed",
     # --- columns ---------------------------------------------------------------------------------
+    "analyze.col.layers": "layers",
+    "analyze.col.efficiency": "efficiency",
     "analyze.col.compressed": "compressed",
     "analyze.col.content": "files",
     "analyze.col.files": "count",

@@ -17,6 +17,7 @@ MESSAGES: dict[str, str] = {
     "analyze.duplicates.fleet_summary": "跨镜像的重复：{redundant} 被多次存储（{groups} 份内容）",
     # --- 跨镜像 ------------------------------------------------------------------------------------
     "analyze.fleet.summary": "{images} 个镜像：各自单独传输共 {total}，共享层只存一次为 {unique}",
+    "analyze.overview.title": "镜像一览",
     "analyze.shared.title": "多个镜像共享的层",
     # --- 下沉（offload） -------------------------------------------------------------------------
     "analyze.offload.none": "下沉建议：没有文件被 {k} 个或更多镜像放在各自独有的层中。",
@@ -35,6 +36,8 @@ MESSAGES: dict[str, str] = {
     "analyze.status.added": "新增",
     "analyze.status.removed": "已删除",
     # --- 列名 -----------------------------------------------------------------------------------------
+    "analyze.col.layers": "层数",
+    "analyze.col.efficiency": "有效率",
     "analyze.col.compressed": "压缩后",
     "analyze.col.content": "文件内容",
     "analyze.col.files": "数量",

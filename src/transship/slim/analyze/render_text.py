@@ -23,6 +23,8 @@ def render_report(report: AnalysisReport, console: Console, limit: int = 20) -> 
         console.print(render_image(image, limit))
         console.print()
     if report.fleet:
+        console.print(render_overview(report.images))
+        console.print()
         console.print(render_fleet(report.fleet, limit))
         console.print()
     if report.offload:
@@ -155,6 +157,31 @@ def _duplicates_table(groups, by_index: bool) -> Table:  # type: ignore[no-untyp
         )
         table.add_row(
             human_bytes(g.size), str(len(g.copies)), human_bytes(g.redundant_bytes), where
+        )
+    return table
+
+
+def render_overview(images: list[ImageReport]) -> RenderableType:
+    """One line per image, to compare them at a glance."""
+    table = _table(
+        t("analyze.overview.title"),
+        (t("analyze.col.image"), "left"),
+        (t("analyze.col.layers"), "right"),
+        (t("analyze.col.compressed"), "right"),
+        (t("analyze.col.content"), "right"),
+        (t("analyze.col.wasted"), "right"),
+        (t("analyze.col.efficiency"), "right"),
+        (t("analyze.col.redundant"), "right"),
+    )
+    for image in images:
+        table.add_row(
+            image.name,
+            str(len(image.layers)),
+            human_bytes(image.compressed_size),
+            human_bytes(image.waste.shipped_bytes),
+            human_bytes(image.waste.wasted_bytes),
+            percent(image.waste.efficiency),
+            human_bytes(image.duplicates.redundant_bytes),
         )
     return table
 
