@@ -272,3 +272,15 @@ def test_history_missing_or_mismatched_leaves_gaps() -> None:
     src.add("nohist", "1", image)
     report = analyze_images([ImageInput("nohist:1", src, "nohist", "1")])
     assert [layer.created_by for layer in report.images[0].layers] == [None, None]
+
+
+def test_progress_reports_each_distinct_layer_once(source: MemorySource) -> None:
+    from transship.slim.analyze import LayerScanned
+
+    events: list[LayerScanned] = []
+    inputs = [ImageInput(n, source, *n.split(":")) for n in ["svc-a:1", "svc-a:2", "svc-b:1"]]
+    report = analyze_images(inputs, AnalyzeOptions(workers=3), events.append)
+    distinct = {layer.diff_id for i in report.images for layer in i.layers}
+    assert len(events) == len(distinct)
+    assert sorted(e.done for e in events) == list(range(1, len(distinct) + 1))
+    assert all(e.total == len(distinct) and e.error is None for e in events)

@@ -3,6 +3,7 @@ and hashlib release the GIL), then build the per-image and cross-image views."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -112,6 +113,7 @@ def _scan_all(
             wanted.setdefault(image.layer_key(index), (image.source, image.repository, desc))
     futures: dict[str, Future[LayerScan]] = {}
     done = 0
+    lock = threading.Lock()
     for key, (source, repository, desc) in wanted.items():
         future = pool.submit(_scan_one, source, repository, desc)
         futures[key] = future
@@ -119,13 +121,15 @@ def _scan_all(
 
             def report_done(f: Future[LayerScan], desc: Descriptor = desc) -> None:
                 nonlocal done
-                done += 1
+                with lock:  # callbacks run in the worker threads
+                    done += 1
+                    count = done
                 error = f.exception()
                 progress(
                     LayerScanned(
                         desc.digest,
                         desc.size,
-                        done,
+                        count,
                         len(wanted),
                         _message(error) if error else None,
                     )

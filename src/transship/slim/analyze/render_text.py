@@ -10,6 +10,7 @@ from transship.i18n import t
 from transship.slim.analyze.formatting import human_bytes, one_line, percent, short_digest
 from transship.slim.analyze.model import (
     AnalysisReport,
+    DuplicateGroup,
     FleetSummary,
     HotColdReport,
     ImageReport,
@@ -142,7 +143,7 @@ def render_image(image: ImageReport, limit: int) -> RenderableType:
     return Group(*parts)
 
 
-def _duplicates_table(groups, by_index: bool) -> Table:  # type: ignore[no-untyped-def]
+def _duplicates_table(groups: list[DuplicateGroup], by_index: bool) -> Table:
     table = _table(
         t("analyze.duplicates.title"),
         (t("analyze.col.size"), "right"),
