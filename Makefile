@@ -1,17 +1,14 @@
-PYTHON ?= python
+# Shortcuts for the scripts in scripts/ (the README's quickstart uses those directly).
+.PHONY: demo test setup bench
 
-.PHONY: test system install demo
+demo:
+	bash scripts/demo.sh
 
-# Debian packages the integration tests need (docker-registry, skopeo, umoci, ...).
-system:
-	bash tests/support/system.sh
+test:
+	bash scripts/test.sh
 
-install: system
-	$(PYTHON) -m pip install -q -e '.[test]'
+setup:
+	bash scripts/setup.sh
 
-test: install
-	$(PYTHON) -m pytest -q --timeout=900
-
-# Two local registries, a sample image, then copy / save / inspect / load / analyze.
-demo: install
-	$(PYTHON) scripts/demo.py
+bench:
+	.venv/bin/python bench/copy_bench.py

@@ -4,8 +4,8 @@
 # only when something is missing. Chromium (for HTML report tests) is optional.
 set -euo pipefail
 
-required_packages=(docker-registry skopeo umoci apache2-utils zstd pigz curl)
-optional_packages=(chromium)
+required_packages=(docker-registry skopeo umoci apache2-utils zstd pigz curl python3-venv)
+optional_packages=(chromium fonts-wqy-microhei)
 
 is_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
