@@ -4,6 +4,7 @@
 //!
 //! Every call that does real work releases the GIL.
 
+use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -14,6 +15,19 @@ pub mod verify;
 pub mod zlib_enc;
 
 use verify::EncoderSpec;
+
+/// Read-only view of a bytes-like object (bytes, bytearray, memoryview, ...).
+///
+/// The caller must not resize or modify the object while a call that received it runs
+/// (the GIL is released during the work).
+fn bytes_of(buf: &PyBuffer<u8>) -> PyResult<&[u8]> {
+    if !buf.is_c_contiguous() {
+        return Err(PyValueError::new_err("expected a contiguous bytes-like object"));
+    }
+    // SAFETY: the buffer is C-contiguous, holds len_bytes() bytes of u8 and stays alive
+    // (the PyBuffer keeps its export) for the lifetime of the borrow.
+    Ok(unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const u8, buf.len_bytes()) })
+}
 
 fn spec_from_py(spec: &Bound<'_, PyAny>) -> PyResult<EncoderSpec> {
     let kind: String = spec.get_item(0)?.extract()?;
@@ -74,7 +88,8 @@ impl Deflater {
     }
 
     /// Compresses `data`; returns the compressed bytes ready so far.
-    fn compress<'py>(&mut self, py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
+    fn compress<'py>(&mut self, py: Python<'py>, data: PyBuffer<u8>) -> PyResult<Bound<'py, PyBytes>> {
+        let data = bytes_of(&data)?;
         let out = py.allow_threads(|| match &mut self.inner {
             AnyEncoder::Go(e) => {
                 e.write(data);
@@ -85,7 +100,7 @@ impl Deflater {
                 e.take_output()
             }
         });
-        PyBytes::new(py, &out)
+        Ok(PyBytes::new(py, &out))
     }
 
     /// Ends the stream; returns the remaining compressed bytes.
@@ -125,9 +140,16 @@ impl Verifier {
         self.inner.alive()
     }
 
+    /// Keeps only the first `n` still-matching candidates, in the order given.
+    fn retain_best(&mut self, n: usize) {
+        self.inner.retain_best(n);
+    }
+
     /// Feeds the next plain bytes and the next original compressed bytes.
-    fn feed(&mut self, py: Python<'_>, plain: &[u8], compressed: &[u8]) {
+    fn feed(&mut self, py: Python<'_>, plain: PyBuffer<u8>, compressed: PyBuffer<u8>) -> PyResult<()> {
+        let (plain, compressed) = (bytes_of(&plain)?, bytes_of(&compressed)?);
         py.allow_threads(|| self.inner.feed(plain, compressed));
+        Ok(())
     }
 
     /// Ends the stream; returns the specs of the encoders that reproduce it exactly.
@@ -152,7 +174,8 @@ impl PreflateSplitter {
     }
 
     /// Feeds the next compressed bytes. Raises ValueError when preflate cannot do it.
-    fn feed(&mut self, py: Python<'_>, compressed: &[u8]) -> PyResult<()> {
+    fn feed(&mut self, py: Python<'_>, compressed: PyBuffer<u8>) -> PyResult<()> {
+        let compressed = bytes_of(&compressed)?;
         py.allow_threads(|| self.inner.feed(compressed)).map_err(PyValueError::new_err)
     }
 
@@ -187,9 +210,10 @@ impl PreflateRebuilder {
     fn rebuild_chunk<'py>(
         &mut self,
         py: Python<'py>,
-        plain: &[u8],
-        corrections: &[u8],
+        plain: PyBuffer<u8>,
+        corrections: PyBuffer<u8>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        let (plain, corrections) = (bytes_of(&plain)?, bytes_of(&corrections)?);
         let out = py
             .allow_threads(|| self.inner.rebuild_chunk(plain, corrections))
             .map_err(PyValueError::new_err)?;

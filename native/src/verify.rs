@@ -87,6 +87,30 @@ impl Verifier {
             .count()
     }
 
+    /// Keeps only the first `n` candidates (in the order given to `new`) that still match.
+    /// Bounds the cost when many encoders agree for a long time (incompressible data).
+    pub fn retain_best(&mut self, n: usize) {
+        let mut kept = 0;
+        for c in self.candidates.iter_mut() {
+            let alive = match c {
+                Candidate::Go { variants, .. } => !variants.is_empty(),
+                Candidate::Zlib { alive, .. } => *alive,
+            };
+            if !alive {
+                continue;
+            }
+            if kept < n {
+                kept += 1;
+                continue;
+            }
+            match c {
+                Candidate::Go { variants, .. } => variants.clear(),
+                Candidate::Zlib { alive, .. } => *alive = false,
+            }
+        }
+        self.trim();
+    }
+
     /// Feeds the next plain bytes and the next original compressed bytes (the two need
     /// not correspond exactly; they only have to be the same streams in order).
     pub fn feed(&mut self, plain: &[u8], compressed: &[u8]) {

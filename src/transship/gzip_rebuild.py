@@ -1,0 +1,728 @@
+"""Bit-exact gzip reconstruction: store a gzip layer decompressed, give back the same bytes.
+
+A registry layer is a gzip stream; its digest covers the compressed bytes. To ship the
+*uncompressed* tar (deduplicated, recompressed with something better) and still hand
+the site the exact original blob, we must re-create the deflate stream bit for bit.
+This module finds out how, while the blob is read once, and writes it down as a small
+`Recipe`; later, `rebuild` turns the plain bytes plus the recipe back into the blob.
+
+How a stream is rebuilt, tried in this order:
+
+- ``go``: Go's compress/gzip (Docker, BuildKit, containerd, go-containerregistry push
+  layers with it), levels 1-9, HuffmanOnly and NoCompression. A Rust port of Go's
+  compress/flate re-encodes the plain data; the recipe holds the level and, rarely, the
+  32 KiB "frames" where Go's window slid early because of how the writer cut its
+  writes. Costs a few bytes.
+- ``zlib``: zlib levels 1-9 (Python's gzip, Java's GZIPOutputStream as Jib uses, most
+  tools that link zlib). Costs a few bytes. The zlib used is compiled into
+  ``transship._native``, so every site rebuilds with the same code.
+- ``preflate``: anything else (GNU gzip, pigz, ...) via preflate-rs, which records the
+  differences between the stream and its own prediction ("corrections", typically
+  0.01-0.2 % of the compressed size for those). Needs a second read of the blob, so
+  `gz_stream` must be seekable for it. preflate-rs cannot handle Go-made streams.
+
+Anything else raises `RebuildImpossible` and the caller stores the blob as it is.
+
+Usage (save side)::
+
+    with open(blob_path, "rb") as gz:
+        try:
+            recipe = analyze(gz, splitter.write)   # plain tar bytes go to the splitter
+        except RebuildImpossible as exc:           # includes GzipFormatError
+            ...store the blob raw; exc says why...
+    recipe_bytes = recipe.to_bytes()               # small (bytes to kilobytes)
+
+Usage (load side)::
+
+    recipe = Recipe.from_bytes(recipe_bytes)       # RecipeError if corrupt
+    for chunk in rebuild(tar_chunks, recipe):      # tar_chunks: any chunking of the tar
+        out.write(chunk)                           # the exact original gzip bytes
+
+`analyze` checks, before it returns, that the chosen way reproduces every compressed
+byte (each candidate encoder runs alongside the decompression and is compared byte by
+byte with the original; preflate checks each chunk). `rebuild` does not hash: the caller
+verifies the result against the blob digest, as for any blob.
+
+Memory stays bounded whatever the layer size (about 10 MiB per candidate encoder while
+analysing, a few MiB while rebuilding with go/zlib; preflate works in chunks of at most
+32 MiB of plain data). Native calls release the GIL; `analyze` runs the encoders in a
+worker thread so that they overlap with decompression and with `plain_sink`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import queue
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from transship import _native
+from transship.errors import BundleError, TransshipError
+
+__all__ = [
+    "GoEncoder",
+    "GzipFormatError",
+    "Member",
+    "PreflateEncoder",
+    "RebuildImpossible",
+    "Recipe",
+    "RecipeError",
+    "ZlibEncoder",
+    "analyze",
+    "rebuild",
+]
+
+
+class RebuildImpossible(TransshipError):
+    """No known way reproduces this gzip stream exactly; store the blob as it is."""
+
+
+class GzipFormatError(RebuildImpossible):
+    """The input is not a complete, valid gzip stream (truncated, corrupt, not gzip)."""
+
+
+class RecipeError(BundleError):
+    """Recipe bytes are corrupt or of an unknown version, or the plain data given to
+    `rebuild` does not fit the recipe."""
+
+
+# -- recipe model ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GoEncoder:
+    """Go compress/flate at `level` (-2 HuffmanOnly, 0-9); `early_slides` lists the
+    window frames where the original writer slid its window early."""
+
+    level: int
+    early_slides: tuple[int, ...] = ()
+
+    def spec(self) -> tuple:
+        return ("go", self.level, list(self.early_slides))
+
+    def describe(self) -> str:
+        extra = f", {len(self.early_slides)} early slides" if self.early_slides else ""
+        return f"go level {self.level}{extra}"
+
+
+@dataclass(frozen=True)
+class ZlibEncoder:
+    """zlib raw deflate with these parameters (window bits 15)."""
+
+    level: int
+    mem_level: int = 8
+    strategy: int = 0
+
+    def spec(self) -> tuple:
+        return ("zlib", self.level, self.mem_level, self.strategy)
+
+    def describe(self) -> str:
+        return f"zlib level {self.level}"
+
+
+@dataclass(frozen=True)
+class PreflateEncoder:
+    """preflate-rs corrections, one per chunk of `plain_length` plain bytes."""
+
+    chunks: tuple[tuple[int, bytes], ...]
+
+    @property
+    def corrections_size(self) -> int:
+        return sum(len(c) for _, c in self.chunks)
+
+    def describe(self) -> str:
+        return f"preflate, {self.corrections_size} bytes of corrections"
+
+
+Encoder = GoEncoder | ZlibEncoder | PreflateEncoder
+
+
+@dataclass(frozen=True)
+class Member:
+    """One gzip member: its exact header and trailer bytes, how to re-create its deflate
+    stream, and how many plain bytes it holds."""
+
+    header: bytes
+    encoder: Encoder
+    plain_size: int
+    trailer: bytes
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to rebuild one gzip blob from its plain bytes. `tail` holds any bytes after
+    the last member (zero padding some tools add)."""
+
+    members: tuple[Member, ...]
+    tail: bytes = b""
+    compressed_size: int = field(default=0, compare=False)
+
+    @property
+    def plain_size(self) -> int:
+        return sum(m.plain_size for m in self.members)
+
+    def describe(self) -> str:
+        """Short human-readable summary, e.g. "go level 6"."""
+        kinds = sorted({m.encoder.describe() for m in self.members})
+        more = f" ({len(self.members)} members)" if len(self.members) > 1 else ""
+        return "; ".join(kinds) + more
+
+    def to_bytes(self) -> bytes:
+        return _encode_recipe(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Recipe:
+        """Decode recipe bytes; raises RecipeError when they are corrupt."""
+        return _decode_recipe(data)
+
+
+# -- analysis ---------------------------------------------------------------------------
+
+_READ_SIZE = 1 << 20
+# Largest plain piece decompressed at once (bounds memory on very compressible data).
+_PLAIN_PIECE = 4 << 20
+# After this many plain bytes, follow at most _KEEP_CANDIDATES encoders: on
+# incompressible data several levels agree for a long time and would all be paid for.
+_PRUNE_AFTER = 32 << 20
+_KEEP_CANDIDATES = 2
+# Longest tail (bytes after the last member) kept in a recipe.
+_MAX_TAIL = 1 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def analyze(
+    gz_stream: BinaryIO,
+    plain_sink: Callable[[bytes], object],
+    *,
+    threaded: bool = True,
+    allow_preflate: bool = True,
+) -> Recipe:
+    """Read the gzip blob `gz_stream` once, pass its decompressed bytes to `plain_sink`
+    in order as they come, and return the checked `Recipe` that rebuilds the blob.
+
+    Raises GzipFormatError when the blob is not a complete valid gzip stream and
+    RebuildImpossible when no known way reproduces it. `plain_sink` has then received
+    some or all of the plain data; errors it raises propagate unchanged. For the
+    preflate fallback `gz_stream` must be seekable; it is read a second time.
+    """
+    reader = _Reader(gz_stream)
+    members: list[Member] = []
+    while True:
+        header = _read_header(reader, first=not members)
+        members.append(_analyze_member(reader, header, plain_sink, threaded, allow_preflate))
+        rest = reader.peek(2)
+        if not rest:
+            tail = b""
+            break
+        if rest == _GZIP_MAGIC:
+            continue
+        tail = reader.read_tail(_MAX_TAIL)
+        if len(tail) > _MAX_TAIL:
+            raise RebuildImpossible(f"more than {_MAX_TAIL} bytes of non-gzip data at the end")
+        break
+    return Recipe(members=tuple(members), tail=tail, compressed_size=reader.offset)
+
+
+def _analyze_member(
+    reader: _Reader,
+    header: bytes,
+    plain_sink: Callable[[bytes], object],
+    threaded: bool,
+    allow_preflate: bool,
+) -> Member:
+    deflate_start = reader.offset
+    candidates = _candidates_for(header)
+    worker = _VerifyWorker([c.spec() for c in candidates], threaded)
+    inflater = zlib.decompressobj(-15)
+    crc = 0
+    size = 0
+    try:
+        while not inflater.eof:
+            data = inflater.unconsumed_tail or reader.read(_READ_SIZE)
+            if not data:
+                raise GzipFormatError("truncated gzip stream: the deflate data ends early")
+            try:
+                plain = inflater.decompress(data, _PLAIN_PIECE)
+            except zlib.error as exc:
+                raise GzipFormatError(f"corrupt deflate data: {exc}") from exc
+            if inflater.eof:
+                reader.unread(inflater.unused_data)
+                used = data[: len(data) - len(inflater.unused_data)]
+            else:
+                used = data[: len(data) - len(inflater.unconsumed_tail)]
+            if plain:
+                crc = zlib.crc32(plain, crc)
+                size += len(plain)
+            worker.feed(plain, used)
+            if plain:
+                plain_sink(plain)
+        deflate_end = reader.offset
+        trailer = reader.read_exact(8)
+        if len(trailer) < 8:
+            raise GzipFormatError("truncated gzip stream: the 8-byte trailer is missing")
+        if int.from_bytes(trailer[:4], "little") != crc:
+            raise GzipFormatError("corrupt gzip stream: CRC-32 of the data does not match")
+        if int.from_bytes(trailer[4:], "little") != size & 0xFFFFFFFF:
+            raise GzipFormatError("corrupt gzip stream: data length does not match")
+        matches = worker.finish()
+    finally:
+        worker.close()
+
+    if matches:
+        return Member(header, matches[0], size, trailer)
+    if not allow_preflate:
+        raise RebuildImpossible("no known encoder reproduces this gzip stream")
+    encoder = _preflate_pass(reader, deflate_start, deflate_end)
+    return Member(header, encoder, size, trailer)
+
+
+def _candidates_for(header: bytes) -> list[GoEncoder | ZlibEncoder]:
+    """Encoders worth trying, most likely first, from the header's XFL hint
+    (2: best compression, 4: fastest; Go and zlib-based writers both set it)."""
+    xfl = header[8]
+    if xfl == 4:
+        return [GoEncoder(1), ZlibEncoder(1)]
+    if xfl == 2:
+        return [GoEncoder(9), ZlibEncoder(9)]
+    go_first = header[9] == 255  # Go and Python write OS "unknown"; Java writes 0
+    common: list[GoEncoder | ZlibEncoder] = (
+        [GoEncoder(6), ZlibEncoder(6)] if go_first else [ZlibEncoder(6), GoEncoder(6)]
+    )
+    return [
+        *common,
+        *(GoEncoder(level) for level in (2, 3, 4, 5, 7, 8)),
+        GoEncoder(-2),
+        GoEncoder(0),
+        *(ZlibEncoder(level) for level in (2, 3, 4, 5, 7, 8)),
+        # Writers that ignore the XFL convention.
+        GoEncoder(1),
+        GoEncoder(9),
+        ZlibEncoder(1),
+        ZlibEncoder(9),
+    ]
+
+
+def _encoder_from_spec(spec: tuple) -> GoEncoder | ZlibEncoder:
+    if spec[0] == "go":
+        return GoEncoder(spec[1], tuple(spec[2]))
+    return ZlibEncoder(spec[1], spec[2], spec[3])
+
+
+class _VerifyWorker:
+    """Runs a native Verifier, in a thread when `threaded`, and stops feeding it once no
+    candidate matches any more."""
+
+    _STOP = None
+
+    def __init__(self, specs: list[tuple], threaded: bool) -> None:
+        self._verifier = _native.Verifier(specs)
+        self._fed = 0
+        self._pruned = False
+        self.dead = False
+        self._error: BaseException | None = None
+        self._queue: queue.Queue[tuple[bytes, bytes] | None] | None = None
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._queue = queue.Queue(maxsize=4)
+            self._thread = threading.Thread(target=self._run, name="gzip-verify", daemon=True)
+            self._thread.start()
+
+    def feed(self, plain: bytes, compressed: bytes) -> None:
+        if self.dead:
+            return
+        if self._queue is None:
+            self._feed(plain, compressed)
+        else:
+            self._queue.put((plain, compressed))
+
+    def _feed(self, plain: bytes, compressed: bytes) -> None:
+        self._verifier.feed(plain, compressed)
+        self._fed += len(plain)
+        if not self._pruned and self._fed >= _PRUNE_AFTER:
+            self._pruned = True
+            self._verifier.retain_best(_KEEP_CANDIDATES)
+        if self._verifier.alive == 0:
+            self.dead = True
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while (item := self._queue.get()) is not self._STOP:
+            if self.dead or self._error is not None:
+                continue
+            try:
+                self._feed(*item)
+            except BaseException as exc:  # re-raised in finish()
+                self._error = exc
+
+    def finish(self) -> list[GoEncoder | ZlibEncoder]:
+        """The candidates that reproduce the stream exactly, most likely first."""
+        self.close()
+        if self._error is not None:
+            raise self._error
+        if self.dead:
+            return []
+        return [_encoder_from_spec(spec) for spec in self._verifier.finish()]
+
+    def close(self) -> None:
+        if self._thread is not None:
+            assert self._queue is not None
+            self._queue.put(self._STOP)
+            self._thread.join()
+            self._thread = None
+
+
+def _preflate_pass(reader: _Reader, start: int, end: int) -> PreflateEncoder:
+    """Second read of one member's deflate bytes through preflate-rs."""
+    if not reader.seekable:
+        raise RebuildImpossible(
+            "no Go or zlib encoder reproduces this gzip stream, and the stream is not "
+            "seekable for the preflate fallback"
+        )
+    splitter = _native.PreflateSplitter()
+    chunks: list[tuple[int, bytes]] = []
+    resume = reader.offset
+    try:
+        reader.seek(start)
+        remaining = end - start
+        while remaining > 0:
+            data = reader.read_raw(min(_READ_SIZE, remaining))
+            if not data:
+                raise GzipFormatError("the gzip stream changed while it was being read")
+            remaining -= len(data)
+            splitter.feed(data)
+            chunks.extend(splitter.take_chunks())
+        splitter.finish()
+        chunks.extend(splitter.take_chunks())
+    except ValueError as exc:
+        raise RebuildImpossible(f"no known encoder reproduces this gzip stream ({exc})") from exc
+    finally:
+        reader.seek(resume)
+    return PreflateEncoder(tuple((int(n), bytes(c)) for n, c in chunks))
+
+
+# -- rebuilding -------------------------------------------------------------------------
+
+
+def rebuild(plain_chunks: Iterable[bytes], recipe: Recipe | bytes) -> Iterator[bytes]:
+    """Yield the exact original gzip bytes from the plain bytes (any chunking) and the
+    recipe. Raises RecipeError when the recipe is corrupt or the plain data is shorter
+    or longer than the recipe says. The caller checks the result against the digest."""
+    if not isinstance(recipe, Recipe):
+        recipe = Recipe.from_bytes(recipe)
+    plain = _PlainReader(plain_chunks)
+    for member in recipe.members:
+        yield member.header
+        yield from _rebuild_deflate(plain, member)
+        yield member.trailer
+    if plain.has_more():
+        raise RecipeError("the plain data is longer than the gzip recipe says")
+    if recipe.tail:
+        yield recipe.tail
+
+
+def _rebuild_deflate(plain: _PlainReader, member: Member) -> Iterator[bytes]:
+    encoder = member.encoder
+    if isinstance(encoder, PreflateEncoder):
+        rebuilder = _native.PreflateRebuilder()
+        for length, corrections in encoder.chunks:
+            data = plain.read_exact(length)
+            try:
+                yield rebuilder.rebuild_chunk(data, corrections)
+            except ValueError as exc:
+                raise RecipeError(f"preflate cannot rebuild this chunk: {exc}") from exc
+        return
+    try:
+        deflater = _native.Deflater(encoder.spec())
+    except ValueError as exc:
+        raise RecipeError(f"corrupt gzip recipe: {exc}") from exc
+    for piece in plain.pieces(member.plain_size):
+        out = deflater.compress(piece)
+        if out:
+            yield out
+    yield deflater.finish()
+
+
+class _PlainReader:
+    """Cuts an iterable of byte chunks into the pieces each member needs."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buf = memoryview(b"")
+
+    def _next(self) -> bool:
+        for chunk in self._chunks:
+            if chunk:
+                self._buf = memoryview(chunk)
+                return True
+        return False
+
+    def pieces(self, size: int) -> Iterator[bytes | memoryview]:
+        """Exactly `size` bytes, as they come."""
+        while size > 0:
+            if not self._buf and not self._next():
+                raise RecipeError(f"the plain data is {size} bytes shorter than the recipe says")
+            piece = self._buf[:size]
+            self._buf = self._buf[len(piece) :]
+            size -= len(piece)
+            yield piece
+
+    def read_exact(self, size: int) -> bytes:
+        return b"".join(bytes(p) for p in self.pieces(size))
+
+    def has_more(self) -> bool:
+        return bool(self._buf) or self._next()
+
+
+# -- gzip framing -----------------------------------------------------------------------
+
+
+class _Reader:
+    """Reads the blob with push-back, and knows its position (for the preflate pass)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._pending = b""
+        self.offset = 0  # bytes consumed from the start of the blob
+        try:
+            self.seekable = bool(stream.seekable())
+            self._origin = stream.tell() if self.seekable else 0
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            self.seekable = False
+            self._origin = 0
+
+    def read(self, n: int) -> bytes:
+        if self._pending:
+            data, self._pending = self._pending[:n], self._pending[n:]
+        else:
+            data = self._stream.read(n)
+        self.offset += len(data)
+        return data
+
+    def read_exact(self, n: int) -> bytes:
+        parts = []
+        while n > 0:
+            data = self.read(n)
+            if not data:
+                break
+            parts.append(data)
+            n -= len(data)
+        return b"".join(parts)
+
+    def peek(self, n: int) -> bytes:
+        data = self.read_exact(n)
+        self.unread(data)
+        return data
+
+    def unread(self, data: bytes) -> None:
+        if data:
+            self._pending = data + self._pending
+            self.offset -= len(data)
+
+    def read_tail(self, limit: int) -> bytes:
+        return self.read_exact(limit + 1)
+
+    def seek(self, offset: int) -> None:
+        self._stream.seek(self._origin + offset)
+        self._pending = b""
+        self.offset = offset
+
+    def read_raw(self, n: int) -> bytes:
+        data = self._stream.read(n)
+        self.offset += len(data)
+        return data
+
+
+_FTEXT, _FHCRC, _FEXTRA, _FNAME, _FCOMMENT = 1, 2, 4, 8, 16
+
+
+def _read_header(reader: _Reader, first: bool) -> bytes:
+    """The exact bytes of one gzip member header (RFC 1952)."""
+    fixed = reader.read_exact(10)
+    if len(fixed) < 10:
+        what = "empty input" if first and not fixed else "truncated gzip header"
+        raise GzipFormatError(f"not a gzip stream: {what}")
+    if fixed[:2] != _GZIP_MAGIC:
+        raise GzipFormatError("not a gzip stream: wrong magic bytes")
+    if fixed[2] != 8:
+        raise GzipFormatError(f"unsupported gzip compression method {fixed[2]}")
+    flags = fixed[3]
+    if flags & 0xE0:
+        raise GzipFormatError("corrupt gzip header: reserved flag bits are set")
+    parts = [fixed]
+    if flags & _FEXTRA:
+        xlen = reader.read_exact(2)
+        extra = reader.read_exact(int.from_bytes(xlen, "little")) if len(xlen) == 2 else b""
+        if len(xlen) < 2 or len(extra) < int.from_bytes(xlen, "little"):
+            raise GzipFormatError("truncated gzip header (extra field)")
+        parts += [xlen, extra]
+    for flag in (_FNAME, _FCOMMENT):
+        if flags & flag:
+            parts.append(_read_zero_terminated(reader))
+    if flags & _FHCRC:
+        hcrc = reader.read_exact(2)
+        if len(hcrc) < 2:
+            raise GzipFormatError("truncated gzip header (header CRC)")
+        parts.append(hcrc)
+    return b"".join(parts)
+
+
+def _read_zero_terminated(reader: _Reader, limit: int = 1 << 16) -> bytes:
+    out = bytearray()
+    while len(out) <= limit:
+        c = reader.read(1)
+        if not c:
+            raise GzipFormatError("truncated gzip header (file name or comment)")
+        out += c
+        if c == b"\x00":
+            return bytes(out)
+    raise GzipFormatError("corrupt gzip header: file name or comment too long")
+
+
+# -- recipe serialisation ---------------------------------------------------------------
+#
+# "TSGZ" | version | members | tail | 8-byte BLAKE2b of everything before it.
+# Integers are unsigned LEB128 varints (signed ones zigzag-encoded), byte strings are
+# length-prefixed. Early-slide frame numbers are stored as deltas.
+
+_MAGIC = b"TSGZ"
+_VERSION = 1
+_CHECK_SIZE = 8
+_KIND_GO, _KIND_ZLIB, _KIND_PREFLATE = 1, 2, 3
+
+
+def _checksum(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=_CHECK_SIZE).digest()
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def uint(self, v: int) -> None:
+        if v < 0:
+            raise ValueError("negative varint")
+        while True:
+            byte = v & 0x7F
+            v >>= 7
+            if v:
+                self.buf.append(byte | 0x80)
+            else:
+                self.buf.append(byte)
+                return
+
+    def sint(self, v: int) -> None:
+        self.uint(v * 2 if v >= 0 else -v * 2 - 1)
+
+    def blob(self, b: bytes) -> None:
+        self.uint(len(b))
+        self.buf += b
+
+
+class _Parser:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def uint(self) -> int:
+        v = shift = 0
+        while True:
+            if self.pos >= len(self.data) or shift > 63:
+                raise RecipeError("corrupt gzip recipe: bad integer")
+            byte = self.data[self.pos]
+            self.pos += 1
+            v |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return v
+
+    def sint(self) -> int:
+        v = self.uint()
+        return v // 2 if v % 2 == 0 else -(v + 1) // 2
+
+    def blob(self) -> bytes:
+        n = self.uint()
+        if self.pos + n > len(self.data):
+            raise RecipeError("corrupt gzip recipe: truncated")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+
+def _encode_recipe(recipe: Recipe) -> bytes:
+    w = _Writer()
+    w.buf += _MAGIC
+    w.uint(_VERSION)
+    w.uint(len(recipe.members))
+    for m in recipe.members:
+        w.blob(m.header)
+        w.uint(m.plain_size)
+        w.blob(m.trailer)
+        enc = m.encoder
+        if isinstance(enc, GoEncoder):
+            w.uint(_KIND_GO)
+            w.sint(enc.level)
+            w.uint(len(enc.early_slides))
+            previous = 0
+            for frame in enc.early_slides:
+                w.uint(frame - previous)
+                previous = frame
+        elif isinstance(enc, ZlibEncoder):
+            w.uint(_KIND_ZLIB)
+            w.uint(enc.level)
+            w.uint(enc.mem_level)
+            w.uint(enc.strategy)
+        else:
+            w.uint(_KIND_PREFLATE)
+            w.uint(len(enc.chunks))
+            for length, corrections in enc.chunks:
+                w.uint(length)
+                w.blob(corrections)
+    w.blob(recipe.tail)
+    w.uint(recipe.compressed_size)
+    body = bytes(w.buf)
+    return body + _checksum(body)
+
+
+def _decode_recipe(data: bytes) -> Recipe:
+    data = bytes(data)
+    if len(data) < len(_MAGIC) + _CHECK_SIZE or not data.startswith(_MAGIC):
+        raise RecipeError("not a gzip recipe (wrong magic bytes)")
+    body, check = data[:-_CHECK_SIZE], data[-_CHECK_SIZE:]
+    if _checksum(body) != check:
+        raise RecipeError("corrupt gzip recipe: checksum mismatch")
+    p = _Parser(body)
+    p.pos = len(_MAGIC)
+    version = p.uint()
+    if version != _VERSION:
+        raise RecipeError(f"gzip recipe version {version} is not supported (expected {_VERSION})")
+    members = []
+    for _ in range(p.uint()):
+        header = p.blob()
+        plain_size = p.uint()
+        trailer = p.blob()
+        kind = p.uint()
+        encoder: Encoder
+        if kind == _KIND_GO:
+            level = p.sint()
+            frames: list[int] = []
+            for _ in range(p.uint()):
+                frames.append((frames[-1] if frames else 0) + p.uint())
+            encoder = GoEncoder(level, tuple(frames))
+        elif kind == _KIND_ZLIB:
+            encoder = ZlibEncoder(p.uint(), p.uint(), p.uint())
+        elif kind == _KIND_PREFLATE:
+            encoder = PreflateEncoder(tuple((p.uint(), p.blob()) for _ in range(p.uint())))
+        else:
+            raise RecipeError(f"corrupt gzip recipe: unknown encoder kind {kind}")
+        if not header.startswith(_GZIP_MAGIC) or len(header) < 10 or len(trailer) != 8:
+            raise RecipeError("corrupt gzip recipe: bad member header or trailer")
+        members.append(Member(header, encoder, plain_size, trailer))
+    tail = p.blob()
+    compressed_size = p.uint()
+    if p.pos != len(body):
+        raise RecipeError("corrupt gzip recipe: unexpected bytes at the end")
+    return Recipe(tuple(members), tail, compressed_size)
