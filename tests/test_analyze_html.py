@@ -157,3 +157,13 @@ def test_screenshot(report: AnalysisReport, tmp_path: Path) -> None:
     assert shot.exists(), result.stderr[-2000:]
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 50_000  # a page full of charts, not blank
+
+
+def test_long_registry_names_are_shortened_in_charts(report: AnalysisReport) -> None:
+    renamed = report.model_copy(deep=True)
+    for image in renamed.images:
+        image.name = f"docker://registry.example.com:5000/team/services/{image.name}"
+    page = render_html(renamed)
+    layers = page[page.index('id="layers"') : page.index('id="waste"')]
+    labels = re.findall(r'class="lbl">([^<]*)<', layers)
+    assert labels == [i.name.rsplit("/", 1)[1] for i in renamed.images]

@@ -14,6 +14,7 @@ MESSAGES: dict[str, str] = {
     "analyze.biggest_dirs.title": "Biggest directories",
     "analyze.duplicates.title": "Duplicates (same content stored more than once)",
     "analyze.duplicates.image_summary": "Duplicates in this image: {redundant} stored more than once ({groups} contents)",
+    "analyze.duplicates.more": "… and {count} more",
     "analyze.duplicates.fleet_summary": "Duplicates across the images: {redundant} stored more than once ({groups} contents)",
     # --- across images -----------------------------------------------------------------------
     "analyze.fleet.summary": "{images} images: {total} if each is shipped alone, {unique} with shared layers stored once",

@@ -14,6 +14,7 @@ MESSAGES: dict[str, str] = {
     "analyze.biggest_dirs.title": "最大的目录",
     "analyze.duplicates.title": "重复内容（同一内容存储了多次）",
     "analyze.duplicates.image_summary": "本镜像内的重复：{redundant} 被多次存储（{groups} 份内容）",
+    "analyze.duplicates.more": "……另有 {count} 处",
     "analyze.duplicates.fleet_summary": "跨镜像的重复：{redundant} 被多次存储（{groups} 份内容）",
     # --- 跨镜像 ------------------------------------------------------------------------------------
     "analyze.fleet.summary": "{images} 个镜像：各自单独传输共 {total}，共享层只存一次为 {unique}",

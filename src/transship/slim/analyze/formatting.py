@@ -30,3 +30,16 @@ def one_line(text: str | None, width: int = 80) -> str:
         return ""
     flat = " ".join(text.replace("/bin/sh -c #(nop) ", "").replace("/bin/sh -c ", "RUN ").split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def short_names(names: list[str]) -> dict[str, str]:
+    """Names without the part they all share up to a `/` (e.g. `docker://host:5000/team/`),
+    for labels where every character counts."""
+    if len(names) < 2:
+        return {n: n.rsplit("/", 1)[-1] or n for n in names}
+    prefix = names[0]
+    for name in names[1:]:
+        while not name.startswith(prefix):
+            prefix = prefix[:-1]
+    cut = prefix.rfind("/") + 1
+    return {n: n[cut:] or n for n in names}

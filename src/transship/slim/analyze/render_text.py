@@ -18,6 +18,8 @@ from transship.slim.analyze.model import (
     ReleaseMath,
 )
 
+COPIES_SHOWN = 4  # per duplicate group; the JSON has them all
+
 
 def render_report(report: AnalysisReport, console: Console, limit: int = 20) -> None:
     for image in report.images:
@@ -154,8 +156,10 @@ def _duplicates_table(groups: list[DuplicateGroup], by_index: bool) -> Table:
     for g in groups:
         where = "\n".join(
             f"#{c.layer_index} {c.path}" if by_index else f"{c.path}  ({', '.join(c.images)})"
-            for c in g.copies
+            for c in g.copies[:COPIES_SHOWN]
         )
+        if len(g.copies) > COPIES_SHOWN:
+            where += "\n" + t("analyze.duplicates.more", count=len(g.copies) - COPIES_SHOWN)
         table.add_row(
             human_bytes(g.size), str(len(g.copies)), human_bytes(g.redundant_bytes), where
         )

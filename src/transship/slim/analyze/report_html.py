@@ -9,7 +9,13 @@ from html import escape
 
 from transship import __version__
 from transship.i18n import current_language, t
-from transship.slim.analyze.formatting import human_bytes, one_line, percent, short_digest
+from transship.slim.analyze.formatting import (
+    human_bytes,
+    one_line,
+    percent,
+    short_digest,
+    short_names,
+)
 from transship.slim.analyze.model import (
     AnalysisReport,
     DuplicateGroup,
@@ -37,6 +43,7 @@ BASE = "#8a94a6"
 OFFLOAD = "#7b5cc4"
 APPS = "#4f7fd6"
 MATRIX_COLUMNS = 60
+COPIES_SHOWN = 6  # per duplicate group; the JSON has them all
 
 CSS = """
 :root { --fg:#1d2330; --muted:#5d6678; --line:#e3e6ec; --card:#f7f8fa; --accent:#3459c7; }
@@ -81,15 +88,16 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 
 def render_html(report: AnalysisReport, limit: int = 20) -> str:
     lang = current_language()
-    body: list[str] = [_header(report)]
+    names = short_names([i.name for i in report.images])
+    body: list[str] = [_header(report, names)]
     body.append(_overview(report))
     if report.images:
-        body.append(_layer_chart(report.images))
-        body.append(_waste_chart(report.images))
+        body.append(_layer_chart(report.images, names))
+        body.append(_waste_chart(report.images, names))
     if report.fleet:
-        body.append(_sharing(report, report.fleet, limit))
+        body.append(_sharing(report, report.fleet, limit, names))
     if report.offload:
-        body.append(_offload(report.offload, limit))
+        body.append(_offload(report.offload, limit, names))
     if report.compare:
         body.append(_compare(report.compare, limit))
     if report.images:
@@ -116,9 +124,11 @@ def render_html(report: AnalysisReport, limit: int = 20) -> str:
 
 
 # -- sections ------------------------------------------------------------------------------------
-def _header(report: AnalysisReport) -> str:
+def _header(report: AnalysisReport, short: dict[str, str]) -> str:
     when = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    names = ", ".join(i.name for i in report.images[:4]) + (" …" if len(report.images) > 4 else "")
+    names = ", ".join(short[i.name] for i in report.images[:6]) + (
+        " …" if len(report.images) > 6 else ""
+    )
     return (
         f"<h1>{escape(t('analyze.html.title'))}</h1>"
         f'<p class="sub">{escape(t("analyze.html.subtitle", images=len(report.images), platform=report.platform, when=when))}'
@@ -179,10 +189,10 @@ def _layer_key(layer: LayerInfo) -> str:
     return layer.diff_id or layer.digest
 
 
-def _layer_chart(images: Sequence[ImageReport]) -> str:
+def _layer_chart(images: Sequence[ImageReport], names: dict[str, str]) -> str:
     rows = [
         BarRow(
-            image.name,
+            names[image.name],
             [
                 Segment(
                     layer.compressed_size,
@@ -208,10 +218,10 @@ def _layer_chart(images: Sequence[ImageReport]) -> str:
     )
 
 
-def _waste_chart(images: Sequence[ImageReport]) -> str:
+def _waste_chart(images: Sequence[ImageReport], names: dict[str, str]) -> str:
     rows = [
         BarRow(
-            image.name,
+            names[image.name],
             [
                 Segment(
                     image.waste.final_bytes,
@@ -246,7 +256,7 @@ def _legend(items: Iterable[tuple[str, str]]) -> str:
     )
 
 
-def _sharing(report: AnalysisReport, fleet: FleetSummary, limit: int) -> str:
+def _sharing(report: AnalysisReport, fleet: FleetSummary, limit: int, names: dict[str, str]) -> str:
     images = report.images
     columns: dict[str, tuple[LayerInfo, set[int]]] = {}
     for i, image in enumerate(images):
@@ -256,7 +266,7 @@ def _sharing(report: AnalysisReport, fleet: FleetSummary, limit: int) -> str:
         :MATRIX_COLUMNS
     ]
     matrix = presence_matrix(
-        [i.name for i in images],
+        [names[i.name] for i in images],
         [
             (
                 key,
@@ -290,12 +300,12 @@ def _sharing(report: AnalysisReport, fleet: FleetSummary, limit: int) -> str:
         + matrix
         + stacked_bars(stored, human_bytes, aria_label=t("analyze.html.stored_title"))
         + f"<h3>{escape(t('analyze.duplicates.fleet_summary', redundant=human_bytes(dup.redundant_bytes), groups=dup.group_count))}</h3>"
-        + _duplicates_table(dup.groups[:limit], by_index=False)
+        + _duplicates_table(dup.groups[:limit], by_index=False, names=names)
         + "</section>"
     )
 
 
-def _offload(offload: OffloadRecommendation, limit: int) -> str:
+def _offload(offload: OffloadRecommendation, limit: int, names: dict[str, str]) -> str:
     head = f'<section id="offload"><h2>{escape(t("analyze.html.offload_title"))}</h2>'
     if not offload.files:
         return head + f"<p>{escape(t('analyze.offload.none', k=offload.min_images))}</p></section>"
@@ -365,7 +375,7 @@ def _offload(offload: OffloadRecommendation, limit: int) -> str:
         for f in files
     )
     image_rows = "".join(
-        f"<tr><td>{escape(p.image)}</td><td class='n'>{human_bytes(p.saved_bytes)}</td><td class='n'>{p.saved_files}</td>"
+        f"<tr><td title='{escape(p.image)}'>{escape(names.get(p.image, p.image))}</td><td class='n'>{human_bytes(p.saved_bytes)}</td><td class='n'>{p.saved_files}</td>"
         f"<td class='n'>{p.foreign_files} ({human_bytes(p.foreign_bytes)})</td></tr>"
         for p in offload.per_image
     )
@@ -542,7 +552,10 @@ def _image_details(image: ImageReport, limit: int, open_: bool) -> str:
     )
 
 
-def _duplicates_table(groups: Sequence[DuplicateGroup], by_index: bool) -> str:
+def _duplicates_table(
+    groups: Sequence[DuplicateGroup], by_index: bool, names: dict[str, str] | None = None
+) -> str:
+    names = names or {}
     if not groups:
         return ""
     rows = "".join(
@@ -550,9 +563,16 @@ def _duplicates_table(groups: Sequence[DuplicateGroup], by_index: bool) -> str:
         f'<td class="n">{human_bytes(g.redundant_bytes)}</td><td class="p">'
         + "<br>".join(
             escape(
-                f"#{c.layer_index} {c.path}" if by_index else f"{c.path} ({', '.join(c.images)})"
+                f"#{c.layer_index} {c.path}"
+                if by_index
+                else f"{c.path} ({', '.join(names.get(i, i) for i in c.images)})"
             )
-            for c in g.copies
+            for c in g.copies[:COPIES_SHOWN]
+        )
+        + (
+            "<br>" + escape(t("analyze.duplicates.more", count=len(g.copies) - COPIES_SHOWN))
+            if len(g.copies) > COPIES_SHOWN
+            else ""
         )
         + "</td></tr>"
         for g in groups

@@ -62,7 +62,11 @@ def stacked_bars(
         y = ROW_GAP + i * (BAR_HEIGHT + ROW_GAP)
         out.append(
             _text(
-                LABEL_WIDTH - 8, y + BAR_HEIGHT * 0.7, _cut(row.label, 28), anchor="end", cls="lbl"
+                LABEL_WIDTH - 8,
+                y + BAR_HEIGHT * 0.7,
+                _cut_left(row.label, 28),
+                anchor="end",
+                cls="lbl",
             )
         )
         x = float(LABEL_WIDTH)
@@ -108,7 +112,7 @@ def presence_matrix(
     for i, label in enumerate(row_labels):
         y = header + i * (cell + 2)
         out.append(
-            _text(LABEL_WIDTH - 8, y + cell * 0.75, _cut(label, 28), anchor="end", cls="lbl")
+            _text(LABEL_WIDTH - 8, y + cell * 0.75, _cut_left(label, 28), anchor="end", cls="lbl")
         )
         for j, (_key, head, colour) in enumerate(columns):
             x = LABEL_WIDTH + j * (cell + 2)
@@ -182,3 +186,8 @@ def line_chart(
 
 def _cut(text: str, length: int) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def _cut_left(text: str, length: int) -> str:
+    """Image names differ at their end (repository and tag): keep that part."""
+    return text if len(text) <= length else "…" + text[-(length - 1) :]
