@@ -163,6 +163,26 @@ def test_compare_two_versions_from_registry(fleet: dict[str, str]) -> None:
     assert [layer["status"] for layer in cmp["layers"]] == ["same"] * 3 + ["changed"] * 2
     assert cmp["hot_bytes"] == S["jackson-2"] + S["app-a2"]
     assert cmp["cold_bytes_in_changed_layers"] == S["guava"] + S["netty"] + S["a-only"] + S["cfg-a"]
+    assert json.loads(result.stdout)["offload"] is None  # two versions are not a release
+    # With a release given, the old version is compared but stays out of the release views.
+    mixed = transship(
+        "analyze",
+        fleet["svc-a:2"],
+        fleet["svc-b:1"],
+        "--compare",
+        fleet["svc-a:1"],
+        fleet["svc-a:2"],
+        "--json",
+    )
+    report = json.loads(mixed.stdout)
+    assert {i["name"] for i in report["images"]} == {
+        fleet["svc-a:1"],
+        fleet["svc-a:2"],
+        fleet["svc-b:1"],
+    }
+    assert report["offload"]["images"] == [fleet["svc-a:2"], fleet["svc-b:1"]]
+    assert report["fleet"]["image_count"] == 2
+    assert report["compare"]["hot_bytes"] == S["jackson-2"] + S["app-a2"]
 
 
 def test_missing_image_is_a_clear_error(fleet: dict[str, str], registry: RegistryServer) -> None:

@@ -70,8 +70,23 @@ def analyze(
         get_config(config), maxconn=workers, insecure=insecure, skip_verify=skip_verify
     )
     try:
-        inputs = _inputs(opener, specs, compare_pair)
-        report = _run(inputs, wanted_platform, min_images, releases, top, workers, compare_pair)
+        release = [i for spec in dict.fromkeys(specs) for i in opener.images(spec)]
+        extra = [
+            i
+            for spec in dict.fromkeys(compare_pair or ())
+            if spec not in specs
+            for i in opener.images(spec)
+        ]
+        options = AnalyzeOptions(
+            platform=wanted_platform,
+            min_images=min_images,
+            releases=releases,
+            limit=top,
+            workers=workers,
+            compare=compare_pair,
+            release=frozenset(i.name for i in release),
+        )
+        report = _run([*release, *extra], options)
     finally:
         opener.close()
     if html:
@@ -88,36 +103,7 @@ def analyze(
     _finish(report, compare_pair)
 
 
-def _inputs(
-    opener: SourceOpener, specs: list[str], compare: tuple[str, str] | None
-) -> list[ImageInput]:
-    inputs: list[ImageInput] = []
-    seen: set[str] = set()
-    for spec in [*specs, *(compare or ())]:
-        if spec in seen:
-            continue
-        seen.add(spec)
-        inputs.extend(opener.images(spec))
-    return inputs
-
-
-def _run(
-    inputs: list[ImageInput],
-    platform: Platform,
-    min_images: int,
-    releases: int,
-    top: int,
-    workers: int,
-    compare: tuple[str, str] | None,
-) -> AnalysisReport:
-    options = AnalyzeOptions(
-        platform=platform,
-        min_images=min_images,
-        releases=releases,
-        limit=top,
-        workers=workers,
-        compare=compare,
-    )
+def _run(inputs: list[ImageInput], options: AnalyzeOptions) -> AnalysisReport:
     if not stderr.is_terminal:
         return analyze_images(inputs, options)
     with Progress(

@@ -38,6 +38,9 @@ class AnalyzeOptions:
     limit: int = 20  # rows in each "biggest" list
     workers: int = 2
     compare: tuple[str, str] | None = None  # names of two of the inputs: old, new
+    # Names of the inputs that ship together (sharing, duplicates across images, offload);
+    # None: all of them. Images given only to --compare stay out of it.
+    release: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,10 @@ def analyze_images(
         analyzed.append(AnalyzedImage(image, layer_scans, fs))
     users = layer_users(analyzed)
     report.images = [build_image_report(image, users, options.limit) for image in analyzed]
-    if len(analyzed) > 1:
-        report.fleet = _fleet(analyzed, users, options.limit)
-        report.offload = recommend_offload(analyzed, options.min_images, options.releases)
+    release = [a for a in analyzed if options.release is None or a.name in options.release]
+    if len(release) > 1:
+        report.fleet = _fleet(release, layer_users(release), options.limit)
+        report.offload = recommend_offload(release, options.min_images, options.releases)
     if options.compare:
         by_name = {image.name: image for image in analyzed}
         old, new = (by_name.get(name) for name in options.compare)
