@@ -65,7 +65,7 @@ def render_image(image: ImageReport, limit: int) -> RenderableType:
         t("analyze.layers.title"),
         ("#", "right"),
         (t("analyze.col.compressed"), "right"),
-        (t("analyze.col.content"), "right"),
+        (t("analyze.col.uncompressed"), "right"),
         (t("analyze.col.files"), "right"),
         (t("analyze.col.wasted"), "right"),
         (t("analyze.col.shared"), "right"),
@@ -75,7 +75,7 @@ def render_image(image: ImageReport, limit: int) -> RenderableType:
         layers.add_row(
             str(layer.index),
             human_bytes(layer.compressed_size),
-            human_bytes(layer.content_bytes),
+            human_bytes(layer.uncompressed_size),
             str(layer.file_count),
             human_bytes(layer.wasted_bytes) if layer.wasted_bytes else "",
             str(len(layer.shared_with)) if layer.shared_with else "",

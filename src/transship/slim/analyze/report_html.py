@@ -470,7 +470,7 @@ def _image_details(image: ImageReport, limit: int, open_: bool) -> str:
     waste = image.waste
     layer_rows = "".join(
         f'<tr><td class="n">{layer.index}</td><td class="n">{human_bytes(layer.compressed_size)}</td>'
-        f'<td class="n">{human_bytes(layer.content_bytes)}</td><td class="n">{layer.file_count}</td>'
+        f'<td class="n">{human_bytes(layer.uncompressed_size)}</td><td class="n">{layer.file_count}</td>'
         f'<td class="n">{human_bytes(layer.wasted_bytes) if layer.wasted_bytes else ""}</td>'
         f"<td>{'<span class=tag>' + escape(t('analyze.html.shared_with', count=len(layer.shared_with))) + '</span> ' if layer.shared_with else ''}"
         f"{escape(one_line(layer.created_by, 140) or short_digest(layer.digest))}</td></tr>"
@@ -506,7 +506,7 @@ def _image_details(image: ImageReport, limit: int, open_: bool) -> str:
             [
                 ("#", "n"),
                 (t("analyze.col.compressed"), "n"),
-                (t("analyze.col.content"), "n"),
+                (t("analyze.col.uncompressed"), "n"),
                 (t("analyze.col.files"), "n"),
                 (t("analyze.col.wasted"), "n"),
                 (t("analyze.col.step"), ""),
