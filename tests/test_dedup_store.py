@@ -7,6 +7,8 @@ import hashlib
 import io
 import os
 import tarfile
+import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -14,14 +16,10 @@ import zstandard
 
 from tests.conftest import SHARED_LAYERS_DIR
 from tests.support import tar_samples
-from transship.dedup.content_store import (
-    ContentCollector,
-    ContentStoreReader,
-    StoreIndex,
-    similarity_key,
-)
+from transship.dedup.content_store import ContentCollector, ContentStoreReader, StoreIndex
 from transship.dedup.layer_recipe import LayerRecipe
 from transship.dedup.session import DedupLoadSession, DedupSaveSession
+from transship.dedup.similarity import zip_entry_keys
 from transship.errors import BundleError
 
 
@@ -71,45 +69,64 @@ def test_skip_set_is_not_stored(tmp_path: Path) -> None:
     assert sha(parent_has) not in collector and collector.skipped_count == 1
 
 
-def test_similarity_key_groups_versions_and_kinds() -> None:
-    names = [
-        "app/lib/guava-31.1-jre.jar",
-        "usr/lib/libssl.so.3",
-        "app/README.txt",
-        "other/lib/guava-32.0-jre.jar",
-        "usr/lib/libssl.so.1.1",
-        "app/lib/zstd-jni-1.5.jar",
-        "app/lib/aaa-1.0.jar",
-    ]
-    ordered = sorted(names, key=lambda n: similarity_key(n, 1))
-    assert (
-        abs(
-            ordered.index("app/lib/guava-31.1-jre.jar")
-            - ordered.index("other/lib/guava-32.0-jre.jar")
-        )
-        == 1
-    )
-    assert abs(ordered.index("usr/lib/libssl.so.3") - ordered.index("usr/lib/libssl.so.1.1")) == 1
-    jars = [ordered.index(n) for n in names if n.endswith(".jar")]
-    assert max(jars) - min(jars) == len(jars) - 1  # archives sit together
+def make_zip(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries.items():
+            z.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), data)
+    return buf.getvalue()
 
 
-def test_store_orders_by_similarity_and_splits_frames(tmp_path: Path) -> None:
-    collector = ContentCollector(tmp_path / "spill")
+def test_store_order_chains_similar_zips_and_sorts_the_rest_by_path(tmp_path: Path) -> None:
+    classes = {f"com/example/C{i}.class": os.urandom(2000) for i in range(40)}
+    library_v1 = make_zip(classes)
+    library_v2 = make_zip({**classes, "com/example/C3.class": os.urandom(2000)})
+    unrelated = [make_zip({f"x/D{i}.class": os.urandom(2000) for i in range(30)}) for _ in range(4)]
     contents = {
-        f"dir{i}/file-{i}.{ext}": os.urandom(3000) for i in range(12) for ext in ("jar", "txt")
+        "opt/app/lib/zzz-library-1.0.jar": library_v1,
+        "etc/b/config.txt": b"b" * 500,
+        "opt/other/unrelated-0.jar": unrelated[0],
+        "etc/a/config.txt": b"a" * 500,
+        "opt/other/unrelated-1.jar": unrelated[1],
+        "usr/lib/libz.so.1": os.urandom(3000),
+        "opt/other/unrelated-2.jar": unrelated[2],
+        "app/libs/renamed-aaa.jar": library_v2,  # same library, another name and place
+        "opt/other/unrelated-3.jar": unrelated[3],
+        "etc/a/not-a-zip.jar": b"jar by name only",
     }
+    collector = ContentCollector(tmp_path / "spill")
+    for name, data in contents.items():
+        add(collector, name, data)
+    index = collector.write_store(io.BytesIO(), level=1, threads=0)
+    by_digest = {sha(d): n for n, d in contents.items()}
+    order = [by_digest[d] for d in index]
+    pos = {name: i for i, name in enumerate(order)}
+    assert abs(pos["opt/app/lib/zzz-library-1.0.jar"] - pos["app/libs/renamed-aaa.jar"]) == 1
+    zips = [n for n in order if contents[n].startswith(b"PK")]
+    assert order[: len(zips)] == zips  # archives first, the rest after, by path
+    rest = order[len(zips) :]
+    assert rest == sorted(rest)
+    assert "etc/a/not-a-zip.jar" in rest
+
+
+def test_zip_entry_keys_reads_the_central_directory() -> None:
+    data = make_zip({"a": b"1" * 100, "b": b"2" * 50})
+    keys = zip_entry_keys(lambda off, n: data[off : off + n], len(data))
+    assert [k[0] for k in keys] == [zlib.crc32(b"1" * 100), zlib.crc32(b"2" * 50)]
+    assert zip_entry_keys(lambda off, n: b"PK\x03\x04junk"[off : off + n], 8) == []
+
+
+def test_store_splits_frames_and_reads_one_frame(tmp_path: Path) -> None:
+    collector = ContentCollector(tmp_path / "spill")
+    contents = {f"dir{i}/file-{i}.{ext}": os.urandom(3000) for i in range(12) for ext in ("a", "b")}
     for name, data in contents.items():
         add(collector, name, data)
     out = io.BytesIO()
     index = collector.write_store(out, level=3, frame_size=10_000, threads=0)
     assert len(index.frames) == 6  # 24 contents, 4 of 3000 bytes reach 10 000 bytes
-    kinds = [
-        next(n for n, d in contents.items() if sha(d) == digest).rsplit(".", 1)[1]
-        for digest in index
-    ]
-    assert kinds == sorted(kinds, key=lambda k: similarity_key("x." + k, 0))
-    # Every frame is a standalone zstd frame.
+    names = [next(n for n, d in contents.items() if sha(d) == digest) for digest in index]
+    assert names == sorted(contents)  # no zips here: by path
+    # Every frame is a standalone zstd frame that knows its size.
     raw = out.getvalue()
     for frame in index.frames:
         data = zstandard.ZstdDecompressor().decompress(
@@ -119,11 +136,11 @@ def test_store_orders_by_similarity_and_splits_frames(tmp_path: Path) -> None:
     store = tmp_path / "store"
     store.write_bytes(raw)
     with ContentStoreReader(store, tmp_path) as reader:
-        one = sha(contents["dir5/file-5.txt"])
+        one = sha(contents["dir5/file-5.b"])
         assert reader.materialize([one]) == {one}
-        assert len(list((tmp_path).glob("transship-store-*/frame-*"))) == 1  # only its frame
-        assert b"".join(reader.read_content(one, 3000)) == contents["dir5/file-5.txt"]
-        other = sha(contents["dir0/file-0.jar"])
+        assert len(list(tmp_path.glob("transship-store-*/frame-*"))) == 1  # only its frame
+        assert b"".join(reader.read_content(one, 3000)) == contents["dir5/file-5.b"]
+        other = sha(contents["dir0/file-0.a"])
         assert "not decompressed" in (reader.why_unavailable(other) or "")
         reader.materialize()
         for data in contents.values():
@@ -288,3 +305,13 @@ def test_rebuild_never_yields_a_complete_wrong_tar(tmp_path: Path) -> None:
             got += chunk
     assert len(got) < len(data)
     load.close()
+
+
+def test_store_is_not_written_while_a_layer_is_being_split(tmp_path: Path) -> None:
+    collector = ContentCollector(tmp_path)
+    session = collector.session()
+    with pytest.raises(BundleError, match="1 layer\\(s\\) still being split"):
+        collector.write_store(io.BytesIO())
+    session.close()
+    session.close()  # twice is harmless
+    collector.write_store(io.BytesIO())

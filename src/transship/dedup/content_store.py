@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 import struct
 import sys
 import tempfile
@@ -37,10 +36,11 @@ from array import array
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, runtime_checkable
 
 import zstandard
 
+from transship.dedup.similarity import ZIP_MAGIC, ContentInfo, pread_exact, similarity_order
 from transship.errors import BundleError
 
 DEFAULT_LEVEL = 3
@@ -59,30 +59,6 @@ _INDEX_VERSION = 1
 
 def digest_str(digest: bytes) -> str:
     return f"sha256:{digest.hex()}"
-
-
-# -- similarity order -------------------------------------------------------------------
-
-_ARCHIVE_EXTS = {"jar", "war", "ear", "zip", "apk", "aar", "whl", "egg", "nupkg"}
-_VERSION_RE = re.compile(r"[\d._+~-]+")
-_SO_RE = re.compile(r"\.so(\.[\d.]+)?$")
-
-
-def similarity_key(name: str, size: int) -> tuple[str, str, str, int]:
-    """A cheap sort key that puts similar contents next to each other: the kind of file
-    (archives with archives), then the base name without version numbers (so that
-    guava-31.jar and guava-32.jar meet), then the name, then the size."""
-    base = name.rsplit("/", 1)[-1].lower()
-    if _SO_RE.search(base):
-        ext = "so"
-        stem = base[: _SO_RE.search(base).start()]  # type: ignore[union-attr]
-    elif "." in base.lstrip("."):
-        stem, ext = base.rsplit(".", 1)
-        if ext in _ARCHIVE_EXTS:
-            ext = "~archive"
-    else:
-        stem, ext = base, ""
-    return ext, _VERSION_RE.sub("", stem), base, size
 
 
 # -- collecting ------------------------------------------------------------------------
@@ -111,8 +87,10 @@ class ContentCollector:
         self._spill_id = array("I")
         self._offset = array("Q")
         self._length = array("Q")
-        self._keys: list[tuple[str, str, str, int]] = []
+        self._names: list[str] = []
+        self._is_zip = bytearray()
         self._spill_paths: list[Path] = []
+        self._open_sessions = 0
         self.stored_bytes = 0
         self.seen_bytes = 0
         self.seen_count = 0
@@ -123,7 +101,12 @@ class ContentCollector:
             spill_id = len(self._spill_paths)
             path = self._dir / f"spill-{spill_id:05d}.bin"
             self._spill_paths.append(path)
+            self._open_sessions += 1
         return CollectorSession(self, spill_id, path)
+
+    def _session_closed(self) -> None:
+        with self._lock:
+            self._open_sessions -= 1
 
     def __contains__(self, digest: object) -> bool:
         return digest in self._index
@@ -134,7 +117,9 @@ class ContentCollector:
     def digests(self) -> Iterator[bytes]:
         return iter(self._index)
 
-    def _claim(self, digest: bytes, name: str, size: int, spill_id: int, offset: int) -> bool:
+    def _claim(
+        self, digest: bytes, name: str, size: int, spill_id: int, offset: int, is_zip: bool
+    ) -> bool:
         """Record a content as stored at (spill_id, offset) unless known; True if new."""
         with self._lock:
             self.seen_count += 1
@@ -144,18 +129,36 @@ class ContentCollector:
             if digest in self._skip:
                 self.skipped_count += 1
                 return False
-            self._index[digest] = len(self._keys)
+            self._index[digest] = len(self._names)
             self._spill_id.append(spill_id)
             self._offset.append(offset)
             self._length.append(size)
-            self._keys.append(similarity_key(name, size))
+            self._names.append(name)
+            self._is_zip.append(is_zip)
             self.stored_bytes += size
             return True
 
     def ordered(self) -> list[int]:
-        """Positions of the collected contents in store order."""
-        keys = self._keys
-        return sorted(range(len(keys)), key=keys.__getitem__)
+        """Positions of the collected contents in store order (see similarity.py)."""
+        infos = [
+            ContentInfo(
+                name, self._length[i], bool(self._is_zip[i]), (self._spill_id[i], self._offset[i])
+            )
+            for i, name in enumerate(self._names)
+        ]
+        fds: dict[int, int] = {}
+
+        def read(pos: int, offset: int, length: int) -> bytes:
+            spill = self._spill_id[pos]
+            if spill not in fds:
+                fds[spill] = os.open(self._spill_paths[spill], os.O_RDONLY)
+            return pread_exact(fds[spill], length, self._offset[pos] + offset)
+
+        try:
+            return similarity_order(infos, read)
+        finally:
+            for fd in fds.values():
+                os.close(fd)
 
     def write_store(
         self,
@@ -169,6 +172,10 @@ class ContentCollector:
     ) -> StoreIndex:
         """Compress every collected content, in similarity order, into `out` (a store
         file: frames, index, footer). Returns the index. All sessions must be closed."""
+        if self._open_sessions:
+            raise BundleError(
+                f"cannot write the content store: {self._open_sessions} layer(s) still being split"
+            )
         params = zstandard.ZstdCompressionParameters.from_level(
             level,
             window_log=window_log,
@@ -178,7 +185,7 @@ class ContentCollector:
         )
         cctx = zstandard.ZstdCompressor(compression_params=params)
         order = self.ordered() if order is None else order
-        digest_of = [b""] * len(self._keys)
+        digest_of = [b""] * len(self._names)
         for digest, pos in self._index.items():
             digest_of[pos] = digest
         counter = _CountingWriter(out)
@@ -235,6 +242,7 @@ class CollectorSession:
         self._file = open(path, "wb", buffering=_IO_CHUNK)  # noqa: SIM115 - closed in close()
         self._end = 0
         self._name = ""
+        self._head = b""
         self._buffer = bytearray()
         self._streaming = False
         self.new_contents = 0
@@ -242,11 +250,14 @@ class CollectorSession:
 
     def content_begin(self, name: str, declared_size: int) -> None:
         self._name = name
+        self._head = b""
         self._buffer.clear()
         # The file position is always self._end between contents.
         self._streaming = declared_size > self._collector._threshold
 
     def content_data(self, data: memoryview) -> None:
+        if len(self._head) < 4:
+            self._head += bytes(data[: 4 - len(self._head)])
         if self._streaming:
             self._file.write(data)
             return
@@ -258,7 +269,9 @@ class CollectorSession:
 
     def content_end(self, digest: bytes, size: int) -> bool:
         """True when the content was new and is now stored."""
-        new = self._collector._claim(digest, self._name, size, self._spill_id, self._end)
+        new = self._collector._claim(
+            digest, self._name, size, self._spill_id, self._end, self._head == ZIP_MAGIC
+        )
         if new:
             if not self._streaming:
                 self._file.write(self._buffer)
@@ -273,7 +286,9 @@ class CollectorSession:
         return new
 
     def close(self) -> None:
-        self._file.close()
+        if not self._file.closed:
+            self._file.close()
+            self._collector._session_closed()
 
     def __enter__(self) -> CollectorSession:
         return self
@@ -443,9 +458,14 @@ class ContentStoreReader:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], temp_dir: str | os.PathLike[str] | None = None
+        self,
+        source: str | os.PathLike[str] | StoreSource,
+        temp_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.path = Path(path)
+        self.source: StoreSource = (
+            source if isinstance(source, StoreSource) else FileStoreSource(source)
+        )
+        self.name = self.source.name
         self._temp_root = temp_dir
         self._temp: tempfile.TemporaryDirectory[str] | None = None
         self._lock = threading.Lock()
@@ -456,22 +476,19 @@ class ContentStoreReader:
         try:
             self.index = self._read_index()
         except (OSError, BundleError) as exc:
-            self.problem = f"content store {self.path.name} is unreadable: {exc}"
+            self.problem = f"content store {self.name} is unreadable: {exc}"
 
     def _read_index(self) -> StoreIndex:
-        with open(self.path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            if size < _FOOTER.size:
-                raise BundleError("file too short")
-            f.seek(size - _FOOTER.size)
-            magic, offset, length, checksum, magic2 = _FOOTER.unpack(f.read(_FOOTER.size))
-            if magic != _STORE_MAGIC or magic2 != _STORE_MAGIC:
-                raise BundleError("not a content store (bad footer)")
-            if offset + length + _FOOTER.size != size:
-                raise BundleError("index position is wrong (truncated or corrupt file)")
-            f.seek(offset)
-            data = f.read(length)
+        size = self.source.size
+        if size < _FOOTER.size:
+            raise BundleError("file too short")
+        footer = self.source.read_range(size - _FOOTER.size, _FOOTER.size)
+        magic, offset, length, checksum, magic2 = _FOOTER.unpack(footer)
+        if magic != _STORE_MAGIC or magic2 != _STORE_MAGIC:
+            raise BundleError("not a content store (bad footer)")
+        if offset + length + _FOOTER.size != size:
+            raise BundleError("index position is wrong (truncated or corrupt file)")
+        data = self.source.read_range(offset, length)
         if hashlib.sha256(data).digest() != checksum:
             raise BundleError("index checksum mismatch")
         index = StoreIndex.from_bytes(data)
@@ -515,56 +532,59 @@ class ContentStoreReader:
     def _materialize_frame(self, frame_no: int) -> None:
         index = self.index
         assert index is not None and self._temp is not None
-        frame = index.frames[frame_no]
-        entries = index.frame_entries(frame_no)
         out_path = os.path.join(self._temp.name, f"frame-{frame_no:05d}.bin")
         fd = os.open(out_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         self._frame_files[frame_no] = fd
-        done = entries.start
+        entries = index.frame_entries(frame_no)
+        progress = [entries.start]  # the first content not yet written out
         try:
-            with open(self.path, "rb") as f:
-                f.seek(frame.offset)
-                limited = _LimitedReader(f, frame.size)
-                dctx = zstandard.ZstdDecompressor()
-                with dctx.stream_reader(limited, read_across_frames=False) as reader:
-                    offset = 0
-                    for pos in entries:
-                        length = index.lengths[pos]
-                        hasher = hashlib.sha256()
-                        left = length
-                        while left:
-                            piece = reader.read(min(left, _IO_CHUNK))
-                            if not piece:
-                                raise BundleError("frame ends early")
-                            hasher.update(piece)
-                            os.pwrite(fd, piece, offset)
-                            offset += len(piece)
-                            left -= len(piece)
-                        digest = index.digest_at(pos)
-                        if hasher.digest() != digest:
-                            self.unavailable[digest] = (
-                                f"content {digest_str(digest)} in {self.path.name} is corrupt "
-                                "(checksum mismatch)"
-                            )
-                        done = pos + 1
-                    if reader.read(1):
-                        raise BundleError("frame holds more data than the index says")
+            self._decompress_frame(frame_no, fd, progress)
         except (zstandard.ZstdError, BundleError, OSError) as exc:
-            reason = f"frame {frame_no} of {self.path.name} is corrupt ({exc})"
-            for pos in range(done, entries.stop):
+            reason = f"frame {frame_no} of {self.name} is corrupt ({exc})"
+            for pos in range(progress[0], entries.stop):
                 self.unavailable.setdefault(index.digest_at(pos), reason)
+
+    def _decompress_frame(self, frame_no: int, fd: int, progress: list[int]) -> None:
+        """Decompress one frame into `fd`, hashing each content on the way."""
+        index = self.index
+        assert index is not None
+        frame = index.frames[frame_no]
+        compressed = _ChunkReader(self.source.iter_range(frame.offset, frame.size))
+        dctx = zstandard.ZstdDecompressor()
+        with dctx.stream_reader(compressed, read_across_frames=False) as reader:
+            offset = 0
+            for pos in index.frame_entries(frame_no):
+                hasher = hashlib.sha256()
+                left = index.lengths[pos]
+                while left:
+                    piece = reader.read(min(left, _IO_CHUNK))
+                    if not piece:
+                        raise BundleError("frame ends early")
+                    hasher.update(piece)
+                    os.pwrite(fd, piece, offset)
+                    offset += len(piece)
+                    left -= len(piece)
+                digest = index.digest_at(pos)
+                if hasher.digest() != digest:
+                    self.unavailable[digest] = (
+                        f"content {digest_str(digest)} in {self.name} is corrupt "
+                        "(checksum mismatch)"
+                    )
+                progress[0] = pos + 1
+            if reader.read(1):
+                raise BundleError("frame holds more data than the index says")
 
     def why_unavailable(self, digest: bytes) -> str | None:
         """None when the content can be read (after materialize), else the reason."""
         if self.problem:
             return self.problem
         if self.index is None or digest not in self.index:
-            return f"content {digest_str(digest)} is not in {self.path.name}"
+            return f"content {digest_str(digest)} is not in {self.name}"
         if digest in self.unavailable:
             return self.unavailable[digest]
         frame_no = self.index.locate(digest)[0]  # type: ignore[index]
         if frame_no not in self._frame_files:
-            return f"frame {frame_no} of {self.path.name} was not decompressed"
+            return f"frame {frame_no} of {self.name} was not decompressed"
         return None
 
     def read_content(self, digest: bytes, size: int | None = None) -> Iterator[bytes]:
@@ -596,34 +616,65 @@ class ContentStoreReader:
         self.close()
 
 
-def _read_range(fd: int, offset: int, length: int) -> Iterator[bytes]:
+def _read_range(
+    fd: int, offset: int, length: int, short: str = "materialized content is shorter than recorded"
+) -> Iterator[bytes]:
     while length:
         piece = os.pread(fd, min(length, _IO_CHUNK), offset)
         if not piece:
-            raise BundleError("materialized content is shorter than recorded")
+            raise BundleError(short)
         offset += len(piece)
         length -= len(piece)
         yield piece
 
 
-class _LimitedReader(io.RawIOBase):
-    """Reads at most `limit` bytes from a file (one frame of the store)."""
+@runtime_checkable
+class StoreSource(Protocol):
+    """Random access to a store's bytes, wherever they are (a file, pieces of a bundle)."""
 
-    def __init__(self, f: BinaryIO, limit: int) -> None:
-        self._f = f
-        self._left = limit
+    name: str
+    size: int
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        """Exactly `length` bytes (small reads: footer and index)."""
+        ...
+
+    def iter_range(self, offset: int, length: int) -> Iterator[bytes]:
+        """`length` bytes from `offset`, in chunks (frames)."""
+        ...
+
+
+class FileStoreSource:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.name = self.path.name
+        self.size = self.path.stat().st_size if self.path.exists() else 0
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        return b"".join(self.iter_range(offset, length))
+
+    def iter_range(self, offset: int, length: int) -> Iterator[bytes]:
+        with open(self.path, "rb") as f:
+            yield from _read_range(f.fileno(), offset, length, "store file ended early")
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file-like view of an iterator of chunks (what zstd's stream reader reads from)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = memoryview(b"")
 
     def readable(self) -> bool:
         return True
 
-    def read(self, n: int = -1) -> bytes:
-        if n < 0 or n > self._left:
-            n = self._left
-        data = self._f.read(n)
-        self._left -= len(data)
-        return data
-
     def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        n = min(len(buf), len(self._pending))
+        buf[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n

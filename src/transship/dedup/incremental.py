@@ -20,12 +20,11 @@ import threading
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Protocol
 
 import zstandard
 
-from transship.dedup.content_store import ContentStoreReader, digest_str
+from transship.dedup.content_store import ContentStoreReader, StoreSource, digest_str
 from transship.dedup.layer_recipe import LayerRecipe
 from transship.dedup.tarsplit import TarSplitter
 from transship.errors import BundleError, TransshipError
@@ -86,13 +85,15 @@ class ContentProvider(Protocol):
 
 
 class StoreContents:
-    """A content store file (this bundle's or a parent's) as a provider."""
+    """A content store (this bundle's or a parent's: a path or a StoreSource) as a provider."""
 
     def __init__(
-        self, path: str | os.PathLike[str], temp_dir: str | os.PathLike[str] | None = None
+        self,
+        source: str | os.PathLike[str] | StoreSource,
+        temp_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.reader = ContentStoreReader(path, temp_dir)
-        self.name = f"content store {Path(path).name}"
+        self.reader = ContentStoreReader(source, temp_dir)
+        self.name = f"content store {self.reader.name}"
 
     def prepare(self, wanted: dict[bytes, int]) -> set[bytes]:
         present = [d for d in wanted if d in self.reader]

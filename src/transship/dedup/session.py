@@ -34,6 +34,7 @@ from transship.dedup.content_store import (
     CollectorSession,
     ContentCollector,
     StoreIndex,
+    StoreSource,
 )
 from transship.dedup.incremental import (
     ContentProvider,
@@ -113,15 +114,15 @@ class DedupSaveSession:
 class DedupLoadSession:
     def __init__(
         self,
-        store_path: str | os.PathLike[str] | None,
+        store: str | os.PathLike[str] | StoreSource | None,
         *,
-        parent_stores: Iterable[str | os.PathLike[str]] = (),
+        parent_stores: Iterable[str | os.PathLike[str] | StoreSource] = (),
         target: ContentProvider | None = None,
         temp_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         providers: list[ContentProvider] = []
-        if store_path is not None:
-            providers.append(StoreContents(store_path, temp_dir))
+        if store is not None:
+            providers.append(StoreContents(store, temp_dir))
         providers.extend(StoreContents(p, temp_dir) for p in parent_stores)
         if target is not None:
             providers.append(target)
