@@ -108,9 +108,6 @@ MESSAGES: dict[str, str] = {
     "analyze.cli.cannot_write": "{path}: cannot write: {reason}",
     "analyze.cli.compare_missing": "--compare: {image} could not be analyzed",
     # --- offload build ---------------------------------------------------------------------------
-    "offload.build.bad_file": "{path}: not an analyze report or offload recommendation ({reason})",
     "offload.build.no_files": "{path}: the recommendation has no files to offload",
-    "offload.build.missing": "{count} files of the recommendation were not found in their source layers (first: {path})",
-    "offload.build.reading": "reading {layers} layers for {files} files",
     "offload.build.pushed": "pushed {target}: {files} files, layer {size} ({digest}), manifest {manifest}",
 }

@@ -108,9 +108,6 @@ MESSAGES: dict[str, str] = {
     "analyze.cli.cannot_write": "{path}：无法写入：{reason}",
     "analyze.cli.compare_missing": "--compare：{image} 无法分析",
     # --- offload build ---------------------------------------------------------------------------
-    "offload.build.bad_file": "{path}：不是分析报告或下沉建议（{reason}）",
     "offload.build.no_files": "{path}：建议中没有可下沉的文件",
-    "offload.build.missing": "建议中有 {count} 个文件在其来源层中找不到（第一个：{path}）",
-    "offload.build.reading": "正在为 {files} 个文件读取 {layers} 个层",
     "offload.build.pushed": "已推送 {target}：{files} 个文件，层 {size}（{digest}），清单 {manifest}",
 }

@@ -112,11 +112,15 @@ def build_offload_image(
     if not recommendation.files:
         raise OffloadBuildError("the recommendation has no files to offload")
     spool = Path(tempfile.mkdtemp(prefix="transship-offload-", dir=workdir))
-    _collect_files(recommendation, open_source, platform, spool)
-    paths = relocate(recommendation.files, shared_dir)
-    directories = _directories(recommendation, paths, shared_dir)
-    layer_path = spool / "layer.tar.gz"
-    layer, diff_id = _write_layer(recommendation.files, paths, directories, spool, layer_path)
+    try:
+        _collect_files(recommendation, open_source, platform, spool)
+        paths = relocate(recommendation.files, shared_dir)
+        directories = _directories(recommendation, paths, shared_dir)
+        layer_path = spool / "layer.tar.gz"
+        layer, diff_id = _write_layer(recommendation.files, paths, directories, spool, layer_path)
+    except BaseException:
+        cleanup(spool)
+        raise
     config_bytes = _config(recommendation, diff_id, platform)
     config = Descriptor(
         mt.OCI_CONFIG, "sha256:" + hashlib.sha256(config_bytes).hexdigest(), len(config_bytes)
