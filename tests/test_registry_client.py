@@ -7,7 +7,13 @@ import threading
 
 import pytest
 
-from transship.errors import DigestMismatchError, NotFoundError, RegistryError, UnsupportedError
+from transship.errors import (
+    DigestMismatchError,
+    NotFoundError,
+    RegistryError,
+    TransientError,
+    UnsupportedError,
+)
 from transship.oci import mediatypes as mt
 from transship.oci.descriptor import Descriptor
 from transship.oci.digest import digest_bytes
@@ -30,7 +36,7 @@ def test_tags_are_paginated(fresh_registry, sample_images):
 
 def test_blob_upload_chunked_and_ranged_download(fresh_registry):
     registry = fresh_registry()
-    client = client_for(registry, chunk_size=64 * 1024)  # force several PATCH chunks
+    client = client_for(registry)
     data = bytes(range(256)) * 1200  # 300 KiB
     desc = Descriptor(mt.OCI_LAYER, digest_bytes(data), len(data))
     sent = []
@@ -130,3 +136,19 @@ def test_redirect_to_storage_drops_the_authorization_header():
     finally:
         for server in servers:
             server.shutdown()
+
+
+def test_broken_upload_fails_cleanly_and_a_new_upload_succeeds(fresh_registry, fault_proxy):
+    registry = fresh_registry()
+    proxy = fault_proxy(registry, seed=3, plan=["reset"], methods=["PATCH"])
+    data = bytes(range(256)) * 12_000  # 3 MB: streamed in one PATCH
+    desc = Descriptor(mt.OCI_LAYER, digest_bytes(data), len(data))
+    client = RegistryClient(RegistryEndpoint(proxy.host, insecure=True))
+    with pytest.raises(TransientError):
+        client.upload_blob("broken/test", desc, [data])
+    assert client.head_blob("broken/test", desc.digest) is None  # nothing half-written visible
+    client.upload_blob(
+        "broken/test", desc, [data[i : i + 65536] for i in range(0, len(data), 65536)]
+    )
+    with client_for(registry).open_blob("broken/test", desc.digest) as stream:
+        assert stream.read() == data

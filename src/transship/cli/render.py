@@ -194,7 +194,8 @@ def print_summary(
     invalid = len(summary.invalid) + len(invalid_lines)
     speed = summary.bytes_sent / summary.seconds if summary.seconds else 0.0
     console.print(
-        f"images: {summary.ok} ok, {len(summary.failed)} failed, {invalid} invalid | "
+        f"images: {summary.ok} ok ({summary.up_to_date} already up to date), "
+        f"{len(summary.failed)} failed, {invalid} invalid | "
         f"blobs: {summary.blobs_copied} copied, {summary.blobs_skipped} already there, "
         f"{summary.blobs_mounted} mounted | {human_bytes(summary.bytes_sent)} sent in "
         f"{summary.seconds:.1f} s ({human_bytes(speed)}/s)",

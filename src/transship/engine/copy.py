@@ -70,6 +70,7 @@ class ImageResult:
     error: str = ""
     invalid: bool = False
     notes: list[str] = field(default_factory=list)
+    up_to_date: bool = False  # the destination already had this manifest under this name
 
     @property
     def ok(self) -> bool:
@@ -96,6 +97,10 @@ class RunSummary:
     @property
     def invalid(self) -> list[ImageResult]:
         return [r for r in self.images if r.invalid]
+
+    @property
+    def up_to_date(self) -> int:
+        return sum(1 for r in self.images if r.up_to_date)
 
 
 class _Counters:
@@ -167,6 +172,7 @@ class CopyEngine:
                 bytes_sent=summary.bytes_sent,
                 seconds=summary.seconds,
                 failures=tuple((r.job.label, r.error) for r in results if not r.ok),
+                images_up_to_date=summary.up_to_date,
             )
         )
         return summary
@@ -178,7 +184,12 @@ class CopyEngine:
             self._raise_if_cancelled()
             top = self._get_manifest(job.source_repository, job.source_reference)
             top = self._select_platforms(job, top, result)
-            blobs = self._plan_blobs(job, top)
+            if self._already_there(job, top):
+                # A registry accepts a manifest only once everything it names is present.
+                result.up_to_date = True
+                blobs: list[Descriptor] = []
+            else:
+                blobs = self._plan_blobs(job, top)
             self.emit(
                 ev.ImagePlanned(
                     image=job.label,
@@ -187,8 +198,9 @@ class CopyEngine:
                     bytes=sum(max(d.size, 0) for d in blobs),
                 )
             )
-            self._transfer_blobs(job, blobs)
-            self._push_manifests(job, top)
+            if not result.up_to_date:
+                self._transfer_blobs(job, blobs)
+                self._push_manifests(job, top)
             result.digest = top.digest
             self.emit(
                 ev.ImageDone(
@@ -196,6 +208,7 @@ class CopyEngine:
                     target=job.target_label,
                     digest=top.digest,
                     notes=tuple(result.notes),
+                    up_to_date=result.up_to_date,
                 )
             )
         except (NotFoundError, ReferenceError_, UnsupportedError) as e:
@@ -214,6 +227,15 @@ class CopyEngine:
                 )
             )
         return result
+
+    def _already_there(self, job: CopyJob, top: RawManifest) -> bool:
+        reference = job.target_tag or top.digest
+        return bool(
+            self._with_retries(
+                lambda: self.destination.has_manifest(job.target_repository, reference, top.digest),
+                "manifest check",
+            )
+        )
 
     def _get_manifest(self, repository: str, reference: str) -> RawManifest:
         return self._with_retries(

@@ -67,6 +67,7 @@ class ImageDone(Event):
     target: str
     digest: str
     notes: tuple[str, ...] = ()
+    up_to_date: bool = False  # the target already had it: nothing was sent
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class RunDone(Event):
     bytes_sent: int
     seconds: float
     failures: tuple[tuple[str, str], ...] = field(default=())
+    images_up_to_date: int = 0
 
 
 Listener = Callable[[Event], None]

@@ -153,6 +153,7 @@ def run_done_event(summary: RunSummary) -> ev.RunDone:
         bytes_sent=summary.bytes_sent,
         seconds=summary.seconds,
         failures=tuple((r.job.label, r.error) for r in summary.images if not r.ok),
+        images_up_to_date=summary.up_to_date,
     )
 
 

@@ -22,6 +22,7 @@ import httpx
 from transship import __version__
 from transship.errors import (
     AuthError,
+    DigestMismatchError,
     NotFoundError,
     RegistryError,
     TransientError,
@@ -29,12 +30,12 @@ from transship.errors import (
 )
 from transship.oci import mediatypes as mt
 from transship.oci.descriptor import Descriptor
-from transship.oci.digest import DigestVerifier, is_digest, verify_bytes
+from transship.oci.digest import is_digest, verify_bytes
 from transship.oci.manifest import RawManifest, detect_media_type
 from transship.registry.auth import EXTRA_SCOPE, RegistryAuth
 from transship.registry.credentials import Credentials
 
-DEFAULT_CHUNK_SIZE = 8 << 20  # bytes per PATCH; one chunk per upload in flight is buffered
+SMALL_BLOB = 1 << 20  # blobs up to this size are uploaded in a single PUT
 _RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 _MAX_MANIFEST = 4 << 20
 _PROBE_TIMEOUT = 5.0  # seconds to wait for TLS from a loopback registry that may speak http  # registries refuse bigger manifests; so do we
@@ -93,10 +94,8 @@ class RegistryClient:
         *,
         max_connections: int = 16,
         timeout: float = 60.0,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
     ):
         self.endpoint = endpoint
-        self.chunk_size = chunk_size
         self._scheme = endpoint.scheme
         verify = _ssl_context(endpoint)
         limits = httpx.Limits(
@@ -170,6 +169,8 @@ class RegistryClient:
         text = f"{self.host}: {what}: {message} (HTTP {status})"
         if status in (401, 403):
             raise AuthError(text, status, code)
+        if code in ("DIGEST_INVALID", "SIZE_INVALID"):
+            raise DigestMismatchError(text)
         if status == 404 or code in ("MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "NAME_UNKNOWN"):
             raise NotFoundError(text, status, code)
         if status in _RETRYABLE_STATUS:
@@ -351,93 +352,49 @@ class RegistryClient:
         chunks: Iterable[bytes],
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        """Upload a blob; the registry verifies the digest when the upload is closed.
+        """Upload a blob; the registry checks its digest before it becomes visible.
 
-        Blobs smaller than one chunk go in a single PUT; larger ones in PATCH chunks of
-        `chunk_size`. A chunk the registry did not take is sent again from the buffer
-        after asking the registry how much it holds, so a flaky link resumes mid-blob.
+        Small blobs go in one PUT; larger ones stream in one PATCH, as skopeo does, with
+        nothing buffered. A PATCH that breaks off is not resumed: the distribution
+        registry drops an upload whose request broke (its status then answers
+        BLOB_UPLOAD_INVALID), so the caller starts the blob over; the source side of a
+        transfer resumes from the byte reached (engine/retry.py).
         """
-        verifier = DigestVerifier(desc.digest, desc.size)
         location = self._start_upload(repository)
-        buffer = bytearray()
-        offset = 0
-        source = iter(chunks)
-        exhausted = False
-        while not exhausted:
-            while len(buffer) < self.chunk_size:
-                try:
-                    piece = next(source)
-                except StopIteration:
-                    exhausted = True
-                    break
-                verifier.update(piece)
-                buffer += piece
-            if exhausted and offset == 0:
-                break  # whole blob in the buffer: one PUT below
-            if buffer:
-                location, offset = self._patch(location, bytes(buffer), offset, desc, progress)
-                buffer.clear()
-        verifier.verify(f"blob {desc.digest[:19]} read from source")
-        final_body = bytes(buffer) if offset == 0 else b""
+        if 0 <= desc.size <= SMALL_BLOB:
+            data = b"".join(chunks)
+            self._finish_upload(location, desc, data)
+            if progress:
+                progress(len(data))
+            return
+        location = self._patch(location, _CountingStream(chunks, progress), desc)
+        self._finish_upload(location, desc, b"")
+
+    def _patch(self, location: str, body: _CountingStream, desc: Descriptor) -> str:
+        headers = {"Content-Type": "application/octet-stream"}
+        if desc.size >= 0:
+            headers["Content-Length"] = str(desc.size)
+        response = self._request(
+            "PATCH",
+            location,
+            what=f"upload of {desc.digest[:19]}",
+            ok=(202, 204),
+            content=body,
+            headers=headers,
+        )
+        new_location = response.headers.get("location")
+        return self._absolute(new_location) if new_location else location
+
+    def _finish_upload(self, location: str, desc: Descriptor, body: bytes) -> None:
         separator = "&" if "?" in location else "?"
         self._request(
             "PUT",
             f"{location}{separator}{urlencode({'digest': desc.digest})}",
             what=f"finish upload of {desc.digest[:19]}",
             ok=(201, 204),
-            content=final_body,
+            content=body,
             headers={"Content-Type": "application/octet-stream"},
         )
-        if final_body and progress:
-            progress(len(final_body))
-
-    def _patch(
-        self,
-        location: str,
-        data: bytes,
-        offset: int,
-        desc: Descriptor,
-        progress: Callable[[int], None] | None,
-        attempts: int = 3,
-    ) -> tuple[str, int]:
-        sent = 0  # bytes of `data` the registry already holds
-        for attempt in range(attempts):
-            body = data[sent:]
-            start = offset + sent
-            try:
-                response = self._request(
-                    "PATCH",
-                    location,
-                    what=f"upload of {desc.digest[:19]}",
-                    ok=(202, 204),
-                    content=body,
-                    headers={
-                        "Content-Type": "application/octet-stream",
-                        "Content-Range": f"{start}-{start + len(body) - 1}",
-                    },
-                )
-            except TransientError:
-                if attempt == attempts - 1:
-                    raise
-                held = self._upload_status(location)
-                if held is None or not (offset <= held <= offset + len(data)):
-                    raise  # the registry lost the upload: the caller starts over
-                sent = held - offset
-                continue
-            if progress:
-                progress(len(body))
-            new_location = response.headers.get("location")
-            return (self._absolute(new_location) if new_location else location), offset + len(data)
-        raise AssertionError("unreachable")
-
-    def _upload_status(self, location: str) -> int | None:
-        """Bytes the registry holds of an upload in progress, from its `Range: 0-N`."""
-        try:
-            response = self._request("GET", location, what="upload status", ok=(204,))
-        except (TransientError, RegistryError):
-            return None
-        m = re.match(r"^(?:bytes=)?0-(\d+)$", response.headers.get("range", ""))
-        return int(m.group(1)) + 1 if m else 0
 
     # -- listings ---------------------------------------------------------------------
     def _paginate(self, path: str, key: str, what: str) -> list[str]:
@@ -463,6 +420,20 @@ class RegistryClient:
 
     def catalog(self, page_size: int = 1000) -> list[str]:
         return self._paginate(f"/v2/_catalog?n={page_size}", "repositories", "catalog")
+
+
+class _CountingStream:
+    """A request body that reports the bytes it hands to the connection."""
+
+    def __init__(self, chunks: Iterable[bytes], progress: Callable[[int], None] | None):
+        self._chunks = chunks
+        self._progress = progress
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            if self._progress:
+                self._progress(len(chunk))
+            yield chunk
 
 
 class BlobStream:
