@@ -185,10 +185,10 @@ class Recipe:
 _READ_SIZE = 1 << 20
 # Largest plain piece decompressed at once (bounds memory on very compressible data).
 _PLAIN_PIECE = 4 << 20
-# After this many plain bytes, follow at most _KEEP_CANDIDATES encoders: on
-# incompressible data several levels agree for a long time and would all be paid for.
-_PRUNE_AFTER = 32 << 20
-_KEEP_CANDIDATES = 2
+# On incompressible or very repetitive data several levels give the same bytes for a
+# long time and would all be paid for: after so many plain bytes, follow at most so
+# many candidates (the likeliest; a wrong guess only means storing the blob raw).
+_PRUNE_SCHEDULE = ((4 << 20, 2), (64 << 20, 1))
 # Longest tail (bytes after the last member) kept in a recipe.
 _MAX_TAIL = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -321,7 +321,7 @@ class _VerifyWorker:
     def __init__(self, specs: list[tuple], threaded: bool) -> None:
         self._verifier = _native.Verifier(specs)
         self._fed = 0
-        self._pruned = False
+        self._schedule = list(_PRUNE_SCHEDULE)
         self.dead = False
         self._error: BaseException | None = None
         self._queue: queue.Queue[tuple[bytes, bytes] | None] | None = None
@@ -342,9 +342,8 @@ class _VerifyWorker:
     def _feed(self, plain: bytes, compressed: bytes) -> None:
         self._verifier.feed(plain, compressed)
         self._fed += len(plain)
-        if not self._pruned and self._fed >= _PRUNE_AFTER:
-            self._pruned = True
-            self._verifier.retain_best(_KEEP_CANDIDATES)
+        while self._schedule and self._fed >= self._schedule[0][0]:
+            self._verifier.retain_best(self._schedule.pop(0)[1])
         if self._verifier.alive == 0:
             self.dead = True
 

@@ -1,0 +1,384 @@
+"""Bit-exact gzip reconstruction: analyze a gzip blob, rebuild it from its plain bytes.
+
+Real layers from ../shared/fixtures/layers (made by Go 1.19, GNU gzip, pigz, Python's
+zlib) must come back with their digests; Go's own compress/gzip (bench/gogzip, built
+with the installed Go) checks every level and awkward sizes and write patterns.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import random
+import re
+import shutil
+import subprocess
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from transship.errors import BundleError, TransshipError
+from transship.gzip_rebuild import (
+    GoEncoder,
+    GzipFormatError,
+    PreflateEncoder,
+    RebuildImpossible,
+    Recipe,
+    RecipeError,
+    ZlibEncoder,
+    analyze,
+    rebuild,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+LAYERS_DIR = REPO.parent / "shared" / "fixtures" / "layers"
+GOGZIP_SOURCE = REPO / "bench" / "gogzip"
+
+
+def fixture_digests() -> dict[str, str]:
+    """file name -> sha256, from the fixtures' README table."""
+    readme = LAYERS_DIR / "README.md"
+    if not readme.exists():
+        return {}
+    rows = re.findall(r"^\| (\S+\.gz) \|.*\| ([0-9a-f]{64}) \|$", readme.read_text(), re.M)
+    return dict(rows)
+
+
+FIXTURE_DIGESTS = fixture_digests()
+
+
+def round_trip(blob: bytes, chunk: int = 100_000, **options: object) -> tuple[Recipe, bytes]:
+    """analyze then rebuild (from differently cut plain chunks); returns the recipe
+    (after a trip through its bytes) and the rebuilt blob."""
+    plain: list[bytes] = []
+    recipe = analyze(io.BytesIO(blob), plain.append, **options)
+    decoded = Recipe.from_bytes(recipe.to_bytes())
+    assert decoded == recipe
+    data = b"".join(plain)
+    pieces = (data[i : i + chunk] for i in range(0, len(data), chunk))
+    return decoded, b"".join(rebuild(pieces, decoded.to_bytes()))
+
+
+def sample_data(kind: str, size: int, seed: int = 7) -> bytes:
+    rng = random.Random(seed)
+    if kind == "random":
+        return rng.randbytes(size)
+    if kind == "text":
+        words = [b"layer", b"tar", b"gzip", b"container", b"image", b"digest", b"\n", b"jar"]
+        out = bytearray()
+        while len(out) < size:
+            out += rng.choice(words) + b" "
+        return bytes(out[:size])
+    # mixed: runs of text, random bytes and zeros, like a tar of assorted files
+    out = bytearray()
+    while len(out) < size:
+        pick = rng.random()
+        n = rng.randint(1, 20_000)
+        out += (
+            rng.randbytes(n)
+            if pick < 0.4
+            else bytes(n)
+            if pick < 0.5
+            else sample_data("text", n, rng.randint(0, 999))
+        )
+    return bytes(out[:size])
+
+
+# -- real layers ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_DIGESTS))
+def test_fixture_layers_rebuild_to_their_digest(name: str) -> None:
+    path = LAYERS_DIR / name
+    blob = path.read_bytes()
+    plain: list[bytes] = []
+    with path.open("rb") as f:
+        recipe = analyze(f, plain.append)
+    assert (
+        hashlib.sha256(b"".join(plain)).hexdigest()
+        == hashlib.sha256(gzip.decompress(blob)).hexdigest()
+    )
+    rebuilt = b"".join(rebuild(iter(plain), recipe.to_bytes()))
+    assert hashlib.sha256(rebuilt).hexdigest() == FIXTURE_DIGESTS[name]
+    expected_kind = (
+        GoEncoder
+        if "go-stdlib" in name
+        else ZlibEncoder
+        if "python-zlib" in name
+        else PreflateEncoder
+    )
+    assert isinstance(recipe.members[0].encoder, expected_kind)
+    # Go and zlib recipes are a few dozen bytes; preflate's under 0.1 % of the blob.
+    assert len(recipe.to_bytes()) < max(100, len(blob) // 1000)
+
+
+def test_fixture_levels_are_recognised() -> None:
+    if not FIXTURE_DIGESTS:
+        pytest.skip(f"no fixtures in {LAYERS_DIR}")
+    expect = {
+        "layer-pax.tar.go-stdlib-default.gz": GoEncoder(6),
+        "layer-pax.tar.go-stdlib-best.gz": GoEncoder(9),
+        "layer-pax.tar.go-stdlib-bestspeed.gz": GoEncoder(1),
+        "layer-pax.tar.python-zlib-1.gz": ZlibEncoder(1),
+        "layer-pax.tar.python-zlib-9.gz": ZlibEncoder(9),
+    }
+    for name, encoder in expect.items():
+        with (LAYERS_DIR / name).open("rb") as f:
+            assert analyze(f, lambda _: None).members[0].encoder == encoder, name
+
+
+# -- Go's compress/gzip ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def gogzip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("go") is None:
+        pytest.skip("Go is not installed (needed to build bench/gogzip)")
+    out = tmp_path_factory.mktemp("gogzip") / "gogzip"
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
+    subprocess.run(["go", "build", "-o", str(out), "."], cwd=GOGZIP_SOURCE, env=env, check=True)
+    return out
+
+
+def go_gzip(tool: Path, data: bytes, level: int, bufsize: int = 0) -> bytes:
+    return subprocess.run(
+        [str(tool), "-level", str(level), "-bufsize", str(bufsize)],
+        input=data,
+        capture_output=True,
+        check=True,
+    ).stdout
+
+
+CASES = [("text", n) for n in (0, 1, 16, 17, 65535, 65536, 65537, 3 * 65536 + 5)] + [
+    ("random", 3 * 65536 + 5),
+    ("mixed", 400_000),
+]
+
+
+@pytest.mark.parametrize("level", [-2, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+def test_go_levels_rebuild_exactly(gogzip: Path, level: int) -> None:
+    for kind, size in CASES:
+        blob = go_gzip(gogzip, sample_data(kind, size), level)
+        recipe, rebuilt = round_trip(blob, chunk=7777)
+        assert rebuilt == blob, (kind, size)
+        encoder = recipe.members[0].encoder
+        assert isinstance(encoder, GoEncoder), (kind, size, encoder)
+        # Several levels can give the same bytes on tiny or incompressible input.
+        if kind == "text" and size > 65536:
+            assert encoder.level == level
+
+
+def test_go_mixed_data_several_megabytes(gogzip: Path) -> None:
+    data = sample_data("mixed", 3_000_000, seed=3)
+    for level in (1, 6, 9):
+        blob = go_gzip(gogzip, data, level)
+        recipe, rebuilt = round_trip(blob, chunk=1 << 20)
+        assert rebuilt == blob
+        assert recipe.members[0].encoder == GoEncoder(level)
+
+
+def planted_long_matches(size: int = 1_500_000) -> bytes:
+    """Random bytes with a copy from 32700 bytes back at the one window position where
+    Go's output depends on how the writer cut its writes."""
+    data = bytearray(random.Random(5).randbytes(size))
+    for frame in range(size // 32768):
+        p = 65274 + frame * 32768
+        if p + 8 < size:
+            data[p : p + 8] = data[p - 32700 : p - 32700 + 8]
+    return bytes(data)
+
+
+@pytest.mark.parametrize("bufsize", [1, 7, 0])
+def test_go_write_sizes_that_slide_the_window_early(gogzip: Path, bufsize: int) -> None:
+    data = planted_long_matches()
+    blob = go_gzip(gogzip, data, 6, bufsize)
+    recipe, rebuilt = round_trip(blob)
+    assert rebuilt == blob
+    encoder = recipe.members[0].encoder
+    assert isinstance(encoder, GoEncoder)
+    if bufsize == 0:
+        assert encoder.early_slides == ()
+    else:  # 1-byte writes slide early in every frame, 7-byte writes in every 7th
+        step = 1 if bufsize == 1 else 7
+        frames = [f for f in range(len(data) // 32768) if (f + 1) % step == 0]
+        assert list(encoder.early_slides) == frames[: len(encoder.early_slides)]
+        assert len(encoder.early_slides) >= len(frames) - 1
+
+
+# -- zlib ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("level", range(1, 10))
+def test_zlib_levels_rebuild_exactly(level: int) -> None:
+    for kind in ("text", "mixed"):
+        blob = gzip.compress(sample_data(kind, 400_000), compresslevel=level, mtime=0)
+        recipe, rebuilt = round_trip(blob)
+        assert rebuilt == blob
+        encoder = recipe.members[0].encoder
+        assert isinstance(encoder, ZlibEncoder)
+        if kind == "text":
+            assert encoder.level == level
+
+
+def test_header_fields_members_and_tail_are_kept() -> None:
+    text = sample_data("text", 200_000)
+    named = io.BytesIO()
+    with gzip.GzipFile("layer.tar", "wb", compresslevel=6, fileobj=named, mtime=1234567) as f:
+        f.write(text)
+    second = zlib.compressobj(1, zlib.DEFLATED, 31)
+    member2 = second.compress(b"second member " * 1000) + second.flush()
+    blob = named.getvalue() + member2 + bytes(512)  # zero padding after the members
+    recipe, rebuilt = round_trip(blob)
+    assert rebuilt == blob
+    assert len(recipe.members) == 2
+    assert b"layer.tar\x00" in recipe.members[0].header
+    assert recipe.tail == bytes(512)
+
+
+def test_threaded_and_inline_analysis_agree() -> None:
+    blob = gzip.compress(sample_data("mixed", 1_000_000), compresslevel=6, mtime=0)
+    inline = analyze(io.BytesIO(blob), lambda _: None, threaded=False)
+    threaded = analyze(io.BytesIO(blob), lambda _: None, threaded=True)
+    assert inline == threaded
+
+
+# -- preflate fallback ----------------------------------------------------------------
+
+
+def test_preflate_needs_a_seekable_stream_or_is_refused() -> None:
+    path = LAYERS_DIR / "layer-pax.tar.gnu-gzip-6.gz"
+    if not path.exists():
+        pytest.skip(f"no fixtures in {LAYERS_DIR}")
+    blob = path.read_bytes()
+
+    class Unseekable(io.RawIOBase):
+        def __init__(self) -> None:
+            self._inner = io.BytesIO(blob)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+            data = self._inner.read(len(b))
+            b[: len(data)] = data
+            return len(data)
+
+    with pytest.raises(RebuildImpossible, match="not seekable"):
+        analyze(Unseekable(), lambda _: None)
+    with pytest.raises(RebuildImpossible, match="no known encoder"):
+        analyze(io.BytesIO(blob), lambda _: None, allow_preflate=False)
+    recipe = analyze(io.BytesIO(blob), lambda _: None)
+    assert isinstance(recipe.members[0].encoder, PreflateEncoder)
+
+
+def test_stream_positioned_past_its_start() -> None:
+    """analyze reads from the stream's current position (a blob inside a bigger file)."""
+    path = LAYERS_DIR / "layer-pax.tar.pigz-6.gz"
+    if not path.exists():
+        pytest.skip(f"no fixtures in {LAYERS_DIR}")
+    blob = path.read_bytes()
+    stream = io.BytesIO(b"x" * 1000 + blob)
+    stream.seek(1000)
+    plain: list[bytes] = []
+    recipe = analyze(stream, plain.append)
+    assert b"".join(rebuild(plain, recipe)) == blob
+
+
+# -- bad input -------------------------------------------------------------------------
+
+
+def gzip_blob() -> bytes:
+    return gzip.compress(sample_data("mixed", 300_000), compresslevel=6, mtime=0)
+
+
+@pytest.mark.parametrize(
+    ("mangle", "message"),
+    [
+        (lambda b: b"", "empty input"),
+        (lambda b: b"PK\x03\x04" + b[4:], "wrong magic"),
+        (lambda b: b[:5], "truncated gzip header"),
+        (lambda b: b[: len(b) // 2], "truncated gzip stream"),
+        (lambda b: b[:-3], "trailer is missing"),
+        (lambda b: b[:-8] + bytes(8), "CRC-32"),
+        (lambda b: b[:20] + bytes([b[20] ^ 0xFF]) + b[21:], "corrupt"),
+    ],
+)
+def test_bad_gzip_raises_a_clear_error(mangle, message: str) -> None:
+    with pytest.raises(GzipFormatError, match=message) as info:
+        analyze(io.BytesIO(mangle(gzip_blob())), lambda _: None)
+    assert isinstance(info.value, RebuildImpossible)
+    assert isinstance(info.value, TransshipError)
+
+
+def test_corrupt_recipe_bytes_are_rejected() -> None:
+    recipe_bytes = analyze(io.BytesIO(gzip_blob()), lambda _: None).to_bytes()
+    for i in range(len(recipe_bytes)):
+        damaged = bytearray(recipe_bytes)
+        damaged[i] ^= 0x40
+        with pytest.raises(RecipeError):
+            Recipe.from_bytes(bytes(damaged))
+    for garbage in (b"", b"TSGZ", recipe_bytes[:-1], recipe_bytes + b"\x00", os.urandom(64)):
+        with pytest.raises(RecipeError):
+            Recipe.from_bytes(garbage)
+    with pytest.raises(RecipeError):
+        list(rebuild([b"data"], b"not a recipe"))
+    assert issubclass(RecipeError, BundleError)
+
+
+def test_plain_data_of_the_wrong_length_is_rejected() -> None:
+    blob = gzip_blob()
+    plain: list[bytes] = []
+    recipe = analyze(io.BytesIO(blob), plain.append)
+    data = b"".join(plain)
+    with pytest.raises(RecipeError, match="shorter"):
+        list(rebuild([data[:-1]], recipe))
+    with pytest.raises(RecipeError, match="longer"):
+        list(rebuild([data, b"!"], recipe))
+
+
+def test_rebuilt_bytes_change_when_the_plain_data_does() -> None:
+    """The recipe does not carry the data: other plain bytes give other output (which the
+    caller's digest check then rejects)."""
+    blob = gzip_blob()
+    plain: list[bytes] = []
+    recipe = analyze(io.BytesIO(blob), plain.append)
+    data = bytearray(b"".join(plain))
+    data[1000] ^= 1
+    assert b"".join(rebuild([bytes(data)], recipe)) != blob
+
+
+# -- bounded memory --------------------------------------------------------------------
+
+
+def chunks_of(data: bytes, size: int) -> Iterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+def test_analysis_never_holds_the_whole_stream() -> None:
+    """The reader is asked for small pieces and the sink gets bounded pieces."""
+    blob = gzip.compress(bytes(50_000_000), compresslevel=9, mtime=0)  # 50 MB of zeros
+
+    class CountingReader(io.BytesIO):
+        largest = 0
+
+        def read(self, n: int | None = -1) -> bytes:  # type: ignore[override]
+            data = super().read(n)
+            CountingReader.largest = max(CountingReader.largest, len(data))
+            return data
+
+    largest_piece = 0
+
+    def sink(piece: bytes) -> None:
+        nonlocal largest_piece
+        largest_piece = max(largest_piece, len(piece))
+
+    recipe = analyze(CountingReader(blob), sink)
+    assert recipe.plain_size == 50_000_000
+    assert CountingReader.largest <= 1 << 20
+    assert largest_piece <= 4 << 20
+    assert b"".join(rebuild(chunks_of(bytes(50_000_000), 1 << 20), recipe)) == blob
