@@ -183,3 +183,23 @@ def test_plain_tar_chunks_handles_gzip_zstd_and_plain() -> None:
         assert b"".join(plain_tar_chunks(pieces)) == data
     with pytest.raises(zlib.error, match="truncated"):
         b"".join(plain_tar_chunks([gzip.compress(data)[:-20]]))
+
+
+def test_parent_contents_serialize_compactly(bundles: dict) -> None:
+    parent = ParentContents()
+    for recipe in bundles["v2_recipes"].values():
+        parent.add_recipe(recipe)
+    parent.add_layer("sha256:other", [hashlib.sha256(b"x").digest()])
+    data = parent.to_bytes()
+    again = ParentContents.from_bytes(data)
+    assert len(again) == len(parent) == 10
+    for recipe in bundles["v2_recipes"].values():
+        for d in recipe.content_digests():
+            assert d in again and again.layer_of(d) == parent.layer_of(d)
+    assert again.layer_of(hashlib.sha256(b"x").digest()) == "sha256:other"
+    import zstandard
+
+    raw = bytearray(zstandard.ZstdDecompressor().decompress(data))
+    raw[20] ^= 1
+    with pytest.raises(BundleError, match="^parent bundle: list of file contents is corrupt"):
+        ParentContents.from_bytes(zstandard.ZstdCompressor().compress(bytes(raw)))

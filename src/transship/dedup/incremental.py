@@ -14,7 +14,10 @@ missing content before anything of that layer is rebuilt.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import struct
 import tempfile
 import threading
 import zlib
@@ -31,6 +34,7 @@ from transship.errors import BundleError, TransshipError
 
 _IO_CHUNK = 1 << 20
 _MEMORY_THRESHOLD = 1 << 20
+_CONTENTS_MAGIC = b"TSCLIST1"
 
 
 class ParentContents:
@@ -54,6 +58,46 @@ class ParentContents:
 
     def layer_of(self, digest: bytes) -> str | None:
         return self._layer_of.get(digest)
+
+    def to_bytes(self) -> bytes:
+        """Compact form for a bundle's meta (what a child bundle's `--since` reads):
+        zstd of a JSON list of layers with content counts, then the digests in order."""
+        by_layer: dict[str, list[bytes]] = {}
+        for digest, layer in self._layer_of.items():
+            by_layer.setdefault(layer, []).append(digest)
+        header = json.dumps([[layer, len(d)] for layer, d in by_layer.items()]).encode()
+        body = b"".join(b"".join(sorted(d)) for d in by_layer.values())
+        raw = _CONTENTS_MAGIC + struct.pack("<I", len(header)) + header + body
+        raw += hashlib.sha256(raw).digest()
+        return zstandard.ZstdCompressor(level=9).compress(raw)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, what: str = "parent bundle") -> ParentContents:
+        def bad(reason: str) -> BundleError:
+            return BundleError(f"{what}: list of file contents is corrupt ({reason})")
+
+        try:
+            raw = zstandard.ZstdDecompressor().decompress(data)
+        except zstandard.ZstdError as exc:
+            raise bad(str(exc)) from exc
+        body, checksum = raw[:-32], raw[-32:]
+        if hashlib.sha256(body).digest() != checksum or not body.startswith(_CONTENTS_MAGIC):
+            raise bad("checksum mismatch")
+        pos = len(_CONTENTS_MAGIC)
+        (header_len,) = struct.unpack_from("<I", body, pos)
+        pos += 4
+        try:
+            layers = json.loads(body[pos : pos + header_len])
+        except ValueError as exc:
+            raise bad(str(exc)) from exc
+        pos += header_len
+        if pos + 32 * sum(n for _, n in layers) != len(body):
+            raise bad("length mismatch")
+        out = cls()
+        for layer, count in layers:
+            out.add_layer(layer, (body[p : p + 32] for p in range(pos, pos + 32 * count, 32)))
+            pos += 32 * count
+        return out
 
     def external_layers(self, recipes: Iterable[LayerRecipe], shipped: object) -> list[str]:
         """Parent layers holding the contents `recipes` need but `shipped` (this bundle's
