@@ -89,7 +89,7 @@ impl PreflateSplitter {
                 Ok(true)
             }
             Err(e) if e.exit_code() == ExitCode::ShortRead && !at_end => Ok(false),
-            Err(e) => Err(format!("preflate: {:?}: {}", e.exit_code(), e.message())),
+            Err(e) => Err(describe(&e)),
         }
     }
 }
@@ -109,6 +109,13 @@ impl PreflateRebuilder {
             .0
             .recompress(&mut Cursor::new(plain), corrections)
             .map(|(out, _)| out)
-            .map_err(|e| format!("preflate: {:?}: {}", e.exit_code(), e.message()))
+            .map_err(|e| describe(&e))
     }
+}
+
+/// One line: the error kind and the first line of its message (the rest is a trace of
+/// source locations).
+fn describe(e: &preflate_rs::PreflateError) -> String {
+    let first = e.message().lines().next().unwrap_or("");
+    format!("preflate: {:?}: {}", e.exit_code(), first)
 }

@@ -9,6 +9,8 @@ const MAX_GO_VARIANTS: usize = 8;
 /// A candidate lagging this far behind the original stream is dropped, which bounds the
 /// buffered original bytes.
 const MAX_LAG: usize = 64 << 20;
+/// Plain bytes given to each candidate between comparisons.
+const STEP: usize = 64 << 10;
 
 /// What a candidate encoder is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,17 +119,20 @@ impl Verifier {
         assert!(!self.finished, "feed after finish");
         self.expected.extend_from_slice(compressed);
         self.total_expected += compressed.len() as u64;
-        let (expected, base) = (&self.expected[..], self.base);
-        for cand in self.candidates.iter_mut() {
-            match cand {
-                Candidate::Go { variants, .. } => feed_go(variants, plain, expected, base),
-                Candidate::Zlib { enc, matched, alive, .. } => {
-                    if *alive {
-                        enc.write(plain);
-                        let (ok, n) = check(enc.output(), expected, base, matched);
-                        *alive = ok;
-                        if ok {
-                            enc.drain_output(n);
+        // Small steps, so that a wrong candidate stops costing soon after it differs.
+        for piece in plain.chunks(STEP).chain(plain.is_empty().then_some(&plain[..0])) {
+            let (expected, base) = (&self.expected[..], self.base);
+            for cand in self.candidates.iter_mut() {
+                match cand {
+                    Candidate::Go { variants, .. } => feed_go(variants, piece, expected, base),
+                    Candidate::Zlib { enc, matched, alive, .. } => {
+                        if *alive {
+                            enc.write(piece);
+                            let (ok, n) = check(enc.output(), expected, base, matched);
+                            *alive = ok;
+                            if ok {
+                                enc.drain_output(n);
+                            }
                         }
                     }
                 }
