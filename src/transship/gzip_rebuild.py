@@ -270,7 +270,7 @@ def _analyze_member(
             raise GzipFormatError("corrupt gzip stream: data length does not match")
         matches = worker.finish()
     finally:
-        worker.close()
+        worker.close(cancel=True)  # no-op after finish(); on errors, skip queued work
 
     if matches:
         return Member(header, matches[0], size, trailer)
@@ -366,7 +366,9 @@ class _VerifyWorker:
             return []
         return [_encoder_from_spec(spec) for spec in self._verifier.finish()]
 
-    def close(self) -> None:
+    def close(self, cancel: bool = False) -> None:
+        if cancel:
+            self.dead = True
         if self._thread is not None:
             assert self._queue is not None
             self._queue.put(self._STOP)
