@@ -9,9 +9,10 @@ For every layer it measures two ways of splitting a gzip blob into plain data pl
   stream, preflate-rs otherwise).
 
 Layers: the fixtures in ../shared/fixtures/layers, plus a ~100 MB layer of real jars
-(from /usr/share/java, ~/.m2, the JDKs in /usr/lib/jvm) that Go's compress/gzip
-compresses at its default level, writing the tar straight into the gzip writer
-(bench/gogzip -tar), as Docker/BuildKit do. Use --layer to add more .gz files.
+(from /usr/share/java, ~/.m2, the JDKs in /usr/lib/jvm, and other installed tools)
+that Go's compress/gzip compresses at its default level, writing the tar straight
+into the gzip writer (bench/gogzip -tar), as Docker/BuildKit do. Use --layer to add
+more .gz files.
 
 Each measurement runs in its own process, so "peak RSS" is that process's peak
 (Python itself is about 20 MiB of it). Plain data goes to / comes from a temporary
@@ -182,7 +183,15 @@ def build_gogzip() -> Path:
 
 
 def find_jars() -> list[Path]:
-    roots = [Path("/usr/share/java"), Path.home() / ".m2", *Path("/usr/lib/jvm").glob("*")]
+    roots = [
+        Path("/usr/share/java"),
+        Path.home() / ".m2",
+        *Path("/usr/lib/jvm").glob("*"),
+        # More real jars, where installed tools keep them.
+        Path("/usr/share/maven"),
+        Path("/usr/lib/google-cloud-sdk"),
+        Path("/opt"),
+    ]
     seen: set[tuple[int, int]] = set()
     jars: list[Path] = []
     for root in roots:

@@ -114,7 +114,10 @@ impl HuffmanBitWriter {
         self.bits |= (b as u64) << self.nbits;
         self.nbits += nb;
         if self.nbits >= 48 {
-            self.out.extend_from_slice(&self.bits.to_le_bytes()[..6]);
+            // Store all 8 bytes (a single move) and keep the 6 that are complete.
+            let len = self.out.len();
+            self.out.extend_from_slice(&self.bits.to_le_bytes());
+            self.out.truncate(len + 6);
             self.bits >>= 48;
             self.nbits -= 48;
         }
