@@ -36,7 +36,7 @@ def layer_digest(blob: bytes) -> str:
 
 COMMON = {f"lib/dep-{i}.jar": os.urandom(20_000 + i) for i in range(6)}
 BIG = {"lib/big.so": os.urandom(3 << 20)}  # over the in-memory threshold: streamed
-V1 = {**COMMON, **BIG, "app/app.jar": b"v1 app " * 3000}
+V1 = {**COMMON, **BIG, "app/app.jar": b"v1 app " * 3000, "app/v1-only.bin": os.urandom(300_000)}
 V2 = {**COMMON, **BIG, "app/app.jar": b"v2 app " * 3000, "lib/new-dep.jar": os.urandom(9000)}
 
 
@@ -108,12 +108,16 @@ def test_load_from_layers_in_the_target(bundles: dict, tmp_path: Path) -> None:
     opened: list[str] = []
     registry_blobs: dict[str, bytes] = bundles["v1_gz"]
 
+    consumed = [0]
+
     def open_layer(digest: str) -> Iterator[bytes]:
         opened.append(digest)
         if digest not in registry_blobs:
             raise NotFoundError(f"blob {digest} not found")
         blob = registry_blobs[digest]
-        return plain_tar_chunks(blob[i : i + 65536] for i in range(0, len(blob), 65536))
+        for chunk in plain_tar_chunks(blob[i : i + 65536] for i in range(0, len(blob), 65536)):
+            consumed[0] += len(chunk)
+            yield chunk
 
     target = TargetLayerContents(
         ["sha256:" + "0" * 64, *bundles["external"]], open_layer, temp_dir=tmp_path
@@ -123,6 +127,8 @@ def test_load_from_layers_in_the_target(bundles: dict, tmp_path: Path) -> None:
     for digest, recipe in bundles["v2_recipes"].items():
         assert b"".join(load.rebuild(recipe)) == bundles["v2_tars"][digest]
     assert opened == ["sha256:" + "0" * 64, bundles["v1_digest"]]
+    # v1's last files are not wanted: the layer was not read to its end.
+    assert consumed[0] < len(make_tar(V1)) - 200_000
     assert "not found" in target.layer_problems["sha256:" + "0" * 64]
     load.close()
 

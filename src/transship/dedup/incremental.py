@@ -203,9 +203,17 @@ class TargetLayerContents:
             self._fd = fd
         sink = _WantedContentSink(self, remaining)
         splitter = TarSplitter(sink, hash_stream=False)
-        for chunk in self._open_layer(layer):
-            splitter.feed(chunk)
-        splitter.finish()
+        chunks = self._open_layer(layer)
+        try:
+            for chunk in chunks:
+                splitter.feed(chunk)
+                if sink.missing == 0:
+                    return  # everything wanted was found: no need to read further
+            splitter.finish()
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
 
     def _keep(self, digest: bytes, data: list[bytes], start: int, size: int) -> None:
         """Store a found content at the end of the temporary file."""
@@ -256,6 +264,7 @@ class _WantedContentSink:
         self._owner = owner
         self._remaining = remaining
         self._sizes = set(remaining.values())
+        self.missing = sum(1 for d in remaining if d not in owner._found)
         self._active = False
         self._pieces: list[bytes] = []
         self._written = 0
@@ -293,6 +302,7 @@ class _WantedContentSink:
         else:
             self._owner._keep(digest, self._pieces, self._owner._end, size)
         self._pieces = []
+        self.missing -= 1
 
 
 class ContentProviderChain:

@@ -26,6 +26,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from transship.dedup.content_store import (
     DEFAULT_FRAME_SIZE,
@@ -96,8 +97,9 @@ class DedupSaveSession:
     def open_layer(self, layer_digest: str) -> OpenLayer:
         return OpenLayer(self.collector.session(), layer_digest, **self._layer_options)
 
-    def write_store(self, out: Iterable[bytes] | object) -> StoreIndex:
-        return self.collector.write_store(out, **self._store_options)  # type: ignore[arg-type]
+    def write_store(self, out: BinaryIO) -> StoreIndex:
+        """Write the content store (after every layer was split); returns its index."""
+        return self.collector.write_store(out, **self._store_options)
 
     def external_layers(self, recipes: Iterable[LayerRecipe]) -> list[str]:
         """Parent layers to read the contents this bundle does not ship from, at load."""
