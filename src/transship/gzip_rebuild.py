@@ -593,6 +593,8 @@ _MAGIC = b"TSGZ"
 _VERSION = 1
 _CHECK_SIZE = 8
 _KIND_GO, _KIND_ZLIB, _KIND_PREFLATE = 1, 2, 3
+# preflate chunks hold at most 32 MiB of plain data (see native/src/preflate.rs).
+_MAX_PREFLATE_CHUNK = 64 << 20
 
 
 def _checksum(data: bytes) -> bytes:
@@ -643,6 +645,13 @@ class _Parser:
     def sint(self) -> int:
         v = self.uint()
         return v // 2 if v % 2 == 0 else -(v + 1) // 2
+
+    def count(self) -> int:
+        """A number of items, each of which takes at least one more byte."""
+        n = self.uint()
+        if n > len(self.data) - self.pos:
+            raise RecipeError("corrupt gzip recipe: impossible item count")
+        return n
 
     def blob(self) -> bytes:
         n = self.uint()
@@ -701,7 +710,7 @@ def _decode_recipe(data: bytes) -> Recipe:
     if version != _VERSION:
         raise RecipeError(f"gzip recipe version {version} is not supported (expected {_VERSION})")
     members = []
-    for _ in range(p.uint()):
+    for _ in range(p.count()):
         header = p.blob()
         plain_size = p.uint()
         trailer = p.blob()
@@ -710,13 +719,15 @@ def _decode_recipe(data: bytes) -> Recipe:
         if kind == _KIND_GO:
             level = p.sint()
             frames: list[int] = []
-            for _ in range(p.uint()):
+            for _ in range(p.count()):
                 frames.append((frames[-1] if frames else 0) + p.uint())
             encoder = GoEncoder(level, tuple(frames))
         elif kind == _KIND_ZLIB:
             encoder = ZlibEncoder(p.uint(), p.uint(), p.uint())
         elif kind == _KIND_PREFLATE:
-            encoder = PreflateEncoder(tuple((p.uint(), p.blob()) for _ in range(p.uint())))
+            encoder = PreflateEncoder(tuple((p.uint(), p.blob()) for _ in range(p.count())))
+            if any(length > _MAX_PREFLATE_CHUNK for length, _ in encoder.chunks):
+                raise RecipeError("corrupt gzip recipe: preflate chunk too large")
         else:
             raise RecipeError(f"corrupt gzip recipe: unknown encoder kind {kind}")
         if not header.startswith(_GZIP_MAGIC) or len(header) < 10 or len(trailer) != 8:
