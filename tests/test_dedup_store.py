@@ -315,3 +315,16 @@ def test_store_is_not_written_while_a_layer_is_being_split(tmp_path: Path) -> No
     session.close()
     session.close()  # twice is harmless
     collector.write_store(io.BytesIO())
+
+
+def test_missing_store_file_is_reported_per_layer(tmp_path: Path) -> None:
+    tars = layer_tars()
+    store, recipe_bytes = save_bundle(tmp_path, tars)
+    store.unlink()
+    load = DedupLoadSession(store, temp_dir=tmp_path)
+    recipes = [LayerRecipe.from_bytes(b, d) for d, b in recipe_bytes.items()]
+    load.prepare(recipes)
+    recipe = next(r for r in recipes if len(r))
+    with pytest.raises(BundleError, match=f"^layer {recipe.layer_digest}: .* is missing"):
+        load.check(recipe)
+    load.close()

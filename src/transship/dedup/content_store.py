@@ -480,6 +480,8 @@ class ContentStoreReader:
 
     def _read_index(self) -> StoreIndex:
         size = self.source.size
+        if isinstance(self.source, FileStoreSource) and not self.source.path.exists():
+            raise BundleError("the file is missing")
         if size < _FOOTER.size:
             raise BundleError("file too short")
         footer = self.source.read_range(size - _FOOTER.size, _FOOTER.size)
