@@ -43,10 +43,16 @@ byte (each candidate encoder runs alongside the decompression and is compared by
 byte with the original; preflate checks each chunk). `rebuild` does not hash: the caller
 verifies the result against the blob digest, as for any blob.
 
-Memory stays bounded whatever the layer size (about 10 MiB per candidate encoder while
-analysing, a few MiB while rebuilding with go/zlib; preflate works in chunks of at most
-32 MiB of plain data). Native calls release the GIL; `analyze` runs the encoders in a
-worker thread so that they overlap with decompression and with `plain_sink`.
+Memory stays bounded whatever the layer size: about 1 MiB per candidate encoder plus
+a few MiB of buffers while analysing (peak RSS of a whole process analysing a 1.5 GB
+layer: 60 MiB), a few MiB while rebuilding with go/zlib; preflate works in chunks of
+at most 32 MiB of plain data. Native calls release the GIL; `analyze` runs the encoders
+in a worker thread so that they overlap with decompression and with `plain_sink`, and
+any number of `analyze`/`rebuild` calls may run at once in different threads.
+
+Speed, per core, of plain data: Go level 6 re-encoding runs at Go's own speed (40-75
+MB/s on jar layers, 30-40 MB/s on binaries and class files), level 1 at 150-450 MB/s;
+zlib at zlib's speed; preflate at about 10 MB/s (analysis) and 30-40 MB/s (rebuild).
 """
 
 from __future__ import annotations
