@@ -26,6 +26,7 @@ BLOCK = 512
 _ZERO_BLOCK = bytes(BLOCK)
 _SKELETON_FLUSH = 1 << 20  # coalesce small skeleton pieces up to this size
 _META_CAPTURE_LIMIT = 1 << 20  # PAX/GNU long-name records parsed only up to this size
+_ZERO_SCAN = 64 << 10  # zero blocks are looked for this far ahead at a time
 OUTPUT_CHUNK = 1 << 20
 
 # Typeflags whose data is file content.
@@ -198,6 +199,13 @@ class TarSplitter:
                     self._header_buf.clear()
                 else:
                     block = mv[pos : pos + BLOCK]
+                    if block == _ZERO_BLOCK:
+                        # A run of zero blocks (end of archive, record padding): in bulk.
+                        window = bytes(mv[pos : min(n, pos + _ZERO_SCAN)])
+                        zeros = (len(window) - len(window.lstrip(b"\0"))) // BLOCK * BLOCK
+                        self._emit_skeleton(mv[pos : pos + zeros])
+                        pos += zeros
+                        continue
                     pos += BLOCK
                 self._on_header(block)
             elif state == _SKIP:
