@@ -249,30 +249,41 @@ def test_threaded_and_inline_analysis_agree() -> None:
 # -- preflate fallback ----------------------------------------------------------------
 
 
-def test_preflate_needs_a_seekable_stream_or_is_refused() -> None:
+class Unseekable(io.RawIOBase):
+    """A pipe-like stream: no seek, no tell."""
+
+    def __init__(self, data: bytes) -> None:
+        self._inner = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+        data = self._inner.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def test_preflate_fallback_in_one_pass_or_with_a_second_read(monkeypatch) -> None:
     path = LAYERS_DIR / "layer-pax.tar.gnu-gzip-6.gz"
     if not path.exists():
         pytest.skip(f"no fixtures in {LAYERS_DIR}")
     blob = path.read_bytes()
-
-    class Unseekable(io.RawIOBase):
-        def __init__(self) -> None:
-            self._inner = io.BytesIO(blob)
-
-        def readable(self) -> bool:
-            return True
-
-        def readinto(self, b: bytearray) -> int:  # type: ignore[override]
-            data = self._inner.read(len(b))
-            b[: len(data)] = data
-            return len(data)
-
-    with pytest.raises(RebuildImpossible, match="not seekable"):
-        analyze(Unseekable(), lambda _: None)
     with pytest.raises(RebuildImpossible, match="no known encoder"):
         analyze(io.BytesIO(blob), lambda _: None, allow_preflate=False)
-    recipe = analyze(io.BytesIO(blob), lambda _: None)
-    assert isinstance(recipe.members[0].encoder, PreflateEncoder)
+
+    # The candidate encoders fail within the first compressed bytes, which are still at
+    # hand: preflate takes over in the same pass, even on a stream that cannot seek.
+    one_pass = analyze(Unseekable(blob), lambda _: None)
+    assert isinstance(one_pass.members[0].encoder, PreflateEncoder)
+    assert b"".join(rebuild([gzip.decompress(blob)], one_pass)) == blob
+
+    # Without those bytes at hand preflate needs a second read of the blob.
+    monkeypatch.setattr("transship.gzip_rebuild._HEAD_KEEP", 0)
+    with pytest.raises(RebuildImpossible, match="not seekable"):
+        analyze(Unseekable(blob), lambda _: None)
+    two_pass = analyze(io.BytesIO(blob), lambda _: None)
+    assert two_pass == one_pass
 
 
 def test_stream_positioned_past_its_start() -> None:

@@ -195,6 +195,9 @@ _PLAIN_PIECE = 4 << 20
 # long time and would all be paid for: after so many plain bytes, follow at most so
 # many candidates (the likeliest; a wrong guess only means storing the blob raw).
 _PRUNE_SCHEDULE = ((4 << 20, 2), (64 << 20, 1))
+# Compressed bytes kept from a member's start so that preflate can take over without
+# reading the blob again when every candidate encoder fails early.
+_HEAD_KEEP = 8 << 20
 # Longest tail (bytes after the last member) kept in a recipe.
 _MAX_TAIL = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -241,8 +244,12 @@ def _analyze_member(
     allow_preflate: bool,
 ) -> Member:
     deflate_start = reader.offset
-    candidates = _candidates_for(header)
-    worker = _VerifyWorker([c.spec() for c in candidates], threaded)
+    verify = _Verification(_candidates_for(header), threaded)
+    # The compressed bytes so far, kept while small: when every candidate encoder has
+    # failed early, preflate starts on them and follows the stream (no second read).
+    head: list[bytes] | None = [] if allow_preflate else None
+    head_size = 0
+    preflate: _PreflateSplit | None = None
     inflater = zlib.decompressobj(-15)
     crc = 0
     size = 0
@@ -263,7 +270,17 @@ def _analyze_member(
             if plain:
                 crc = zlib.crc32(plain, crc)
                 size += len(plain)
-            worker.feed(plain, used)
+            verify.feed(plain, used)
+            if preflate is not None:
+                preflate.feed(used)
+            elif head is not None:
+                head.append(used)
+                head_size += len(used)
+                if head_size > _HEAD_KEEP:
+                    head = None
+                elif verify.failed:
+                    preflate = _PreflateSplit(head, threaded)
+                    head = None
             if plain:
                 plain_sink(plain)
         deflate_end = reader.offset
@@ -274,16 +291,21 @@ def _analyze_member(
             raise GzipFormatError("corrupt gzip stream: CRC-32 of the data does not match")
         if int.from_bytes(trailer[4:], "little") != size & 0xFFFFFFFF:
             raise GzipFormatError("corrupt gzip stream: data length does not match")
-        matches = worker.finish()
+        matches = verify.finish()
+        if matches:
+            return Member(header, matches[0], size, trailer)
+        if not allow_preflate:
+            raise RebuildImpossible("no known encoder reproduces this gzip stream")
+        if preflate is None and head is not None:
+            preflate = _PreflateSplit(head, threaded=False)
+        if preflate is not None:
+            return Member(header, preflate.finish(), size, trailer)
     finally:
-        worker.close(cancel=True)  # no-op after finish(); on errors, skip queued work
-
-    if matches:
-        return Member(header, matches[0], size, trailer)
-    if not allow_preflate:
-        raise RebuildImpossible("no known encoder reproduces this gzip stream")
-    encoder = _preflate_pass(reader, deflate_start, deflate_end)
-    return Member(header, encoder, size, trailer)
+        verify.close(cancel=True)  # no-ops once finished; on errors, skip queued work
+        if preflate is not None:
+            preflate.close(cancel=True)
+    # The candidates failed late in a long stream: read it again for preflate.
+    return Member(header, _preflate_pass(reader, deflate_start, deflate_end), size, trailer)
 
 
 def _candidates_for(header: bytes) -> list[GoEncoder | ZlibEncoder]:
@@ -318,68 +340,123 @@ def _encoder_from_spec(spec: tuple) -> GoEncoder | ZlibEncoder:
     return ZlibEncoder(spec[1], spec[2], spec[3])
 
 
-class _VerifyWorker:
-    """Runs a native Verifier, in a thread when `threaded`, and stops feeding it once no
-    candidate matches any more."""
+class _Background:
+    """Runs `work(item)` on each submitted item, in order: in a thread (bounded queue)
+    when `threaded`, else at once. The first error is kept and raised by `join`; later
+    items are then skipped."""
 
-    _STOP = None
+    _STOP = object()
 
-    def __init__(self, specs: list[tuple], threaded: bool) -> None:
-        self._verifier = _native.Verifier(specs)
-        self._fed = 0
-        self._schedule = list(_PRUNE_SCHEDULE)
-        self.dead = False
+    def __init__(self, work: Callable[..., None], threaded: bool, name: str) -> None:
+        self._work = work
         self._error: BaseException | None = None
-        self._queue: queue.Queue[tuple[bytes, bytes] | None] | None = None
+        self._cancelled = False
+        self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
         if threaded:
             self._queue = queue.Queue(maxsize=4)
-            self._thread = threading.Thread(target=self._run, name="gzip-verify", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=name, daemon=True)
             self._thread.start()
 
-    def feed(self, plain: bytes, compressed: bytes) -> None:
-        if self.dead:
-            return
-        if self._queue is None:
-            self._feed(plain, compressed)
-        else:
-            self._queue.put((plain, compressed))
-
-    def _feed(self, plain: bytes, compressed: bytes) -> None:
-        self._verifier.feed(plain, compressed)
-        self._fed += len(plain)
-        while self._schedule and self._fed >= self._schedule[0][0]:
-            self._verifier.retain_best(self._schedule.pop(0)[1])
-        if self._verifier.alive == 0:
-            self.dead = True
+    def submit(self, *item: object) -> None:
+        if self._queue is not None:
+            self._queue.put(item)
+        elif self._error is None and not self._cancelled:
+            try:
+                self._work(*item)
+            except BaseException as exc:  # raised by join(), like the threaded case
+                self._error = exc
 
     def _run(self) -> None:
         assert self._queue is not None
         while (item := self._queue.get()) is not self._STOP:
-            if self.dead or self._error is not None:
-                continue
-            try:
-                self._feed(*item)
-            except BaseException as exc:  # re-raised in finish()
-                self._error = exc
+            if self._error is None and not self._cancelled:
+                try:
+                    self._work(*item)
+                except BaseException as exc:  # raised by join()
+                    self._error = exc
 
-    def finish(self) -> list[GoEncoder | ZlibEncoder]:
-        """The candidates that reproduce the stream exactly, most likely first."""
+    def join(self) -> None:
+        """Waits for the submitted work; raises its first error."""
         self.close()
         if self._error is not None:
             raise self._error
-        if self.dead:
-            return []
-        return [_encoder_from_spec(spec) for spec in self._verifier.finish()]
 
     def close(self, cancel: bool = False) -> None:
-        if cancel:
-            self.dead = True
+        self._cancelled = self._cancelled or cancel
         if self._thread is not None:
             assert self._queue is not None
             self._queue.put(self._STOP)
             self._thread.join()
             self._thread = None
+
+
+class _Verification:
+    """The candidate encoders (a native Verifier) following the stream; stops feeding
+    them once none matches any more."""
+
+    def __init__(self, candidates: list[GoEncoder | ZlibEncoder], threaded: bool) -> None:
+        self._verifier = _native.Verifier([c.spec() for c in candidates])
+        self._fed = 0
+        self._schedule = list(_PRUNE_SCHEDULE)
+        self.failed = False  # no candidate matches (set from the worker thread)
+        self._runner = _Background(self._feed, threaded, "gzip-verify")
+
+    def feed(self, plain: bytes, compressed: bytes) -> None:
+        if not self.failed:
+            self._runner.submit(plain, compressed)
+
+    def _feed(self, plain: bytes, compressed: bytes) -> None:
+        if self.failed:
+            return
+        self._verifier.feed(plain, compressed)
+        self._fed += len(plain)
+        while self._schedule and self._fed >= self._schedule[0][0]:
+            self._verifier.retain_best(self._schedule.pop(0)[1])
+        if self._verifier.alive == 0:
+            self.failed = True
+
+    def finish(self) -> list[GoEncoder | ZlibEncoder]:
+        """The candidates that reproduce the stream exactly, most likely first."""
+        self._runner.join()
+        if self.failed:
+            return []
+        return [_encoder_from_spec(spec) for spec in self._verifier.finish()]
+
+    def close(self, cancel: bool = False) -> None:
+        self._runner.close(cancel)
+
+
+class _PreflateSplit:
+    """preflate-rs following the stream from its start (`head`: the bytes so far)."""
+
+    def __init__(self, head: list[bytes], threaded: bool) -> None:
+        self._splitter = _native.PreflateSplitter()
+        self._chunks: list[tuple[int, bytes]] = []
+        self._runner = _Background(self._feed, threaded, "gzip-preflate")
+        for piece in head:
+            self.feed(piece)
+
+    def feed(self, compressed: bytes) -> None:
+        self._runner.submit(compressed)
+
+    def _feed(self, compressed: bytes) -> None:
+        self._splitter.feed(compressed)
+        self._chunks += self._splitter.take_chunks()
+
+    def finish(self) -> PreflateEncoder:
+        try:
+            self._runner.join()
+            self._splitter.finish()
+        except ValueError as exc:
+            raise RebuildImpossible(
+                f"no known encoder reproduces this gzip stream ({exc})"
+            ) from exc
+        self._chunks += self._splitter.take_chunks()
+        return PreflateEncoder(tuple((int(n), bytes(c)) for n, c in self._chunks))
+
+    def close(self, cancel: bool = False) -> None:
+        self._runner.close(cancel)
 
 
 def _preflate_pass(reader: _Reader, start: int, end: int) -> PreflateEncoder:
