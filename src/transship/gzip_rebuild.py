@@ -18,8 +18,11 @@ How a stream is rebuilt, tried in this order:
   ``transship._native``, so every site rebuilds with the same code.
 - ``preflate``: anything else (GNU gzip, pigz, ...) via preflate-rs, which records the
   differences between the stream and its own prediction ("corrections", typically
-  0.01-0.2 % of the compressed size for those). Needs a second read of the blob, so
-  `gz_stream` must be seekable for it. preflate-rs cannot handle Go-made streams.
+  0.01-0.2 % of the compressed size for those). The Go/zlib candidates fail within the
+  first blocks, and preflate then takes over in the same pass from the first 8 MiB of
+  compressed bytes kept for that; only if they fail later is the blob read a second
+  time, which needs a seekable `gz_stream`. preflate-rs cannot parse Go-made streams
+  (it rejects the incomplete Huffman codes Go writes).
 
 Anything else raises `RebuildImpossible` and the caller stores the blob as it is.
 
@@ -215,8 +218,9 @@ def analyze(
 
     Raises GzipFormatError when the blob is not a complete valid gzip stream and
     RebuildImpossible when no known way reproduces it. `plain_sink` has then received
-    some or all of the plain data; errors it raises propagate unchanged. For the
-    preflate fallback `gz_stream` must be seekable; it is read a second time.
+    some or all of the plain data; errors it raises propagate unchanged. Reading starts
+    at the stream's current position; a seekable stream lets the rare late preflate
+    fallback read the blob a second time.
     """
     reader = _Reader(gz_stream)
     members: list[Member] = []
