@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from transship.cli.common import EXIT_FAILED, fail, get_config, handle_errors, stderr
-from transship.cli.image_sources import SourceOpener
 from transship.cli.main import app
 from transship.i18n import t
-from transship.oci.descriptor import Platform
-from transship.slim.analyze import AnalyzeOptions, LayerScanned, analyze_images
-from transship.slim.analyze.image_reader import ImageInput
-from transship.slim.analyze.model import AnalysisReport
-from transship.slim.analyze.render_text import render_report
-from transship.slim.analyze.report_html import render_html
+
+# The analyzer and its renderers load when the command runs, not on every start.
+if TYPE_CHECKING:
+    from transship.slim.analyze import AnalyzeOptions
+    from transship.slim.analyze.image_reader import ImageInput
+    from transship.slim.analyze.model import AnalysisReport
 
 
 @app.command()
@@ -58,6 +57,12 @@ def analyze(
     """Analyze images: layer sizes and the steps that made them, wasted bytes, biggest files,
     duplicates, layers shared across images, an offload-layer recommendation and, with
     --compare, what changed between two versions."""
+    from transship.cli.image_sources import SourceOpener
+    from transship.oci.descriptor import Platform
+    from transship.slim.analyze import AnalyzeOptions
+    from transship.slim.analyze.render_text import render_report
+    from transship.slim.analyze.report_html import render_html
+
     try:
         wanted_platform = Platform.parse(platform)
     except ValueError as e:
@@ -104,6 +109,16 @@ def analyze(
 
 
 def _run(inputs: list[ImageInput], options: AnalyzeOptions) -> AnalysisReport:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from transship.slim.analyze import LayerScanned, analyze_images
+
     if not stderr.is_terminal:
         return analyze_images(inputs, options)
     with Progress(

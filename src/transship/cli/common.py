@@ -6,14 +6,19 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
 
-from transship.config import Config, load_config
-from transship.engine.session import open_cache, open_client  # noqa: F401 (commands use them)
 from transship.errors import ConfigError, TransshipError
+
+# Only what `--help` and `--version` need is imported here: the configuration, the engine and
+# the registry client load when a command runs, so every start stays fast.
+if TYPE_CHECKING:
+    from transship.config import Config, RegistryConfig
+    from transship.registry.client import RegistryClient
+    from transship.transports.cache import BlobCache
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # some images failed
@@ -46,7 +51,25 @@ def handle_errors(func: F) -> F:
 
 
 def get_config(path: str | None) -> Config:
+    from transship.config import load_config
+
     return load_config(path)
+
+
+def open_client(
+    registry: RegistryConfig, maxconn: int, *, insecure: bool = False, skip_verify: bool = False
+) -> RegistryClient:
+    """`transship.engine.session.open_client`, with the engine imported only when used."""
+    from transship.engine.session import open_client as open_registry_client
+
+    return open_registry_client(registry, maxconn, insecure=insecure, skip_verify=skip_verify)
+
+
+def open_cache(cfg: Config, path: str | None) -> BlobCache | None:
+    """`transship.engine.session.open_cache`, with the engine imported only when used."""
+    from transship.engine.session import open_cache as open_blob_cache
+
+    return open_blob_cache(cfg, path)
 
 
 def read_list(path: str | None) -> str:

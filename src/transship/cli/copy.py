@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.console import Console
 
@@ -15,15 +17,18 @@ from transship.cli.common import (
     read_list,
 )
 from transship.cli.main import app
-from transship.cli.render import make_renderer, print_summary
-from transship.engine.copy import CopyJob, CopyOptions
-from transship.engine.jobs import InvalidLine, PlannedJob
-from transship.engine.session import check_images, plan_list, run_copy
-from transship.oci.descriptor import Platform
-from transship.reference import ImageReference, parse_image_list
+
+# The engine loads when the command runs, not on every start.
+if TYPE_CHECKING:
+    from transship.engine.copy import CopyJob
+    from transship.engine.jobs import InvalidLine, PlannedJob
 
 
 def _single_image_jobs(source: str, target: str) -> tuple[list[PlannedJob], str]:
+    from transship.engine.copy import CopyJob
+    from transship.engine.jobs import PlannedJob
+    from transship.reference import ImageReference
+
     src = ImageReference.parse(source).tagged_or_latest
     dst = ImageReference.parse(target)
     if not src.registry or not dst.registry:
@@ -83,6 +88,12 @@ def copy(
     transship copy docker://src.example/team/app:1.0 docker://dst.example/team/app:1.0
     transship copy --from company --to site --list images.txt
     """
+    from transship.cli.render import make_renderer, print_summary
+    from transship.engine.copy import CopyOptions
+    from transship.engine.session import plan_list, run_copy
+    from transship.oci.descriptor import Platform
+    from transship.reference import parse_image_list
+
     cfg = get_config(config)
     opts = CopyOptions(
         maxconn=maxconn or cfg.maxconn,
@@ -175,6 +186,7 @@ def _copy_between_transports(
 ) -> int:
     """Any transport to any other, e.g. `oci:DIR:tag` to `docker://host/repo:tag` (import)
     or a registry image to `oci-archive:FILE` (export)."""
+    from transship.cli.render import make_renderer, print_summary
     from transship.engine.copy import copy_images
     from transship.engine.session import open_client
     from transship.transports.factory import open_destination, open_source, parse_spec
@@ -204,7 +216,9 @@ def _copy_between_transports(
 def _transport_jobs(source, src, dst) -> list[CopyJob]:
     """Which images to copy and under which names. A registry or a named image in a file
     gives one image; a file transport without a name gives all of its images."""
+    from transship.engine.copy import CopyJob
     from transship.errors import ConfigError
+    from transship.reference import ImageReference
     from transship.transports.base import ImageLocation
 
     if src.kind == "docker":
@@ -265,6 +279,8 @@ def _check(
     console,
 ) -> int:
     """Resolve every source image and print `source -> target`; copy nothing."""
+    from transship.engine.session import check_images
+
     problems = [(i.text, i.reason) for i in invalid]
     for result in check_images(
         cfg, planned, target_host, insecure=src_insecure, skip_verify=skip_verify

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from transship.cli.common import handle_errors
 from transship.cli.main import app
-from transship.cli.render import human_bytes
 
 
 def bundle_report(meta_path: Path) -> dict:
@@ -84,6 +82,9 @@ def inspect(
     json_output: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Show a bundle's images, sizes, parents and how much sharing saved."""
+    from rich.table import Table
+
+    from transship.cli.render import human_bytes
     from transship.engine.session import find_bundle_meta
 
     report = bundle_report(find_bundle_meta(bundle))

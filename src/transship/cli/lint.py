@@ -9,25 +9,17 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from transship.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, handle_errors
 from transship.cli.main import app
 from transship.i18n import t
-from transship.slim.lint import (
-    DockerfileError,
-    FileReport,
-    LintOptions,
-    LintReport,
-    Severity,
-    lint_path,
-    lint_text,
-    load_lint_settings,
-    render_json,
-    render_sarif,
-    render_text,
-)
+
+# The linter and its rules load when the command runs, not on every start.
+if TYPE_CHECKING:
+    from transship.slim.lint import FileReport, LintOptions
 
 
 class OutputFormat(StrEnum):
@@ -56,6 +48,8 @@ def _build_args(values: list[str]) -> dict[str, str]:
 
 
 def _lint_one(path: str, options: LintOptions) -> FileReport:
+    from transship.slim.lint import DockerfileError, FileReport, lint_path, lint_text
+
     try:
         if path == "-":
             findings = lint_text(sys.stdin.read(), "-", options)
@@ -84,6 +78,16 @@ def lint(
     target: str | None = typer.Option(None, "--target", help=t("lint.cli.help.target")),
     build_arg: list[str] = typer.Option([], "--build-arg", help=t("lint.cli.help.build_arg")),
 ) -> None:
+    from transship.slim.lint import (
+        LintOptions,
+        LintReport,
+        Severity,
+        load_lint_settings,
+        render_json,
+        render_sarif,
+        render_text,
+    )
+
     if as_json and as_sarif:
         raise typer.BadParameter(t("lint.cli.one_format"), param_hint="--json/--sarif")
     chosen = OutputFormat.JSON if as_json else OutputFormat.SARIF if as_sarif else output_format

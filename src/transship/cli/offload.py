@@ -15,7 +15,6 @@ from transship.cli.common import handle_errors
 from transship.cli.main import app
 from transship.i18n import t
 from transship.slim.offload_dockerfile import OffloadLayout, render_offload_dockerfile
-from transship.slim.offload_link import offload_link
 
 offload_app = typer.Typer(
     name="offload",
@@ -45,6 +44,8 @@ def link(
     shared: Path = typer.Option(..., "--shared", help=t("offload.cli.link.help.shared")),
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help=t("offload.cli.link.help.dry_run")),
 ) -> None:
+    from transship.slim.offload_link import offload_link
+
     result = offload_link(lib, shared, dry_run=dry_run)
     plan = result.plan
     key = "offload.link.would_link" if dry_run else "offload.link.linked"

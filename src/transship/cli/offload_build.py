@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from transship.cli.common import fail, get_config, handle_errors
-from transship.cli.image_sources import SourceOpener, looks_like_registry_reference
 from transship.cli.offload import offload_app
 from transship.errors import ConfigError
 from transship.i18n import t
-from transship.oci.descriptor import Platform
-from transship.reference import ImageReference
-from transship.slim.analyze.formatting import human_bytes, short_digest
-from transship.slim.analyze.model import ImageSource
-from transship.slim.analyze.offload_image import (
-    build_offload_image,
-    cleanup,
-    load_recommendation,
-    push_offload_image,
-)
-from transship.transports.base import Destination, Source
-from transship.transports.factory import open_destination, parse_spec
+
+# Image reading and building load when the command runs, not on every start.
+if TYPE_CHECKING:
+    from transship.cli.image_sources import SourceOpener
+    from transship.slim.analyze.model import ImageSource
+    from transship.transports.base import Destination, Source
 
 
 @offload_app.command("build")
@@ -57,6 +51,16 @@ def build(
 ) -> None:
     """Build the recommended offload base layer (layer tar, gzip, config, manifest) from the
     analyzed images' own layers and push it, to put under the services."""
+    from transship.cli.image_sources import SourceOpener
+    from transship.oci.descriptor import Platform
+    from transship.slim.analyze.formatting import human_bytes, short_digest
+    from transship.slim.analyze.offload_image import (
+        build_offload_image,
+        cleanup,
+        load_recommendation,
+        push_offload_image,
+    )
+
     try:
         wanted_platform = Platform.parse(platform)
     except ValueError as e:
@@ -116,6 +120,10 @@ def build(
 
 def _destination(spec: str, opener: SourceOpener) -> tuple[Destination, str, str]:
     """The destination transport, repository and tag for `--to`."""
+    from transship.cli.image_sources import looks_like_registry_reference
+    from transship.reference import ImageReference
+    from transship.transports.factory import open_destination, parse_spec
+
     text = spec.strip()
     parsed = parse_spec(f"docker://{text}" if looks_like_registry_reference(text) else text)
     if parsed.kind == "docker":
