@@ -230,3 +230,23 @@ def test_load_renames_check_and_archive_destination(source_registry, fresh_regis
         timeout=60,
     )
     assert inspected.returncode == 0, inspected.stderr
+
+
+def test_copy_between_file_transports_and_a_registry(sample_images, fresh_registry, tmp_path):
+    layout = sample_images.layout.path
+    archive = tmp_path / "one.tar"
+    result = transship("copy", f"oci:{layout}:oci-single", f"oci-archive:{archive}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    inspected = subprocess.run(
+        ["skopeo", "inspect", "--raw", f"oci-archive:{archive}"], capture_output=True, timeout=60
+    )
+    assert inspected.returncode == 0, inspected.stderr
+    assert (
+        json.loads(inspected.stdout)["config"]["digest"]
+        == json.loads(sample_images["oci-single"].manifest.raw)["config"]["digest"]
+    )
+
+    target = fresh_registry()
+    result = transship("copy", f"oci-archive:{archive}", f"docker://{target.host}/from/archive:1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert raw_manifest(target, "from/archive:1") == sample_images["oci-single"].manifest.raw

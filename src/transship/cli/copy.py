@@ -191,15 +191,20 @@ def _copy_between_transports(
     from transship.engine.session import open_client
     from transship.transports.factory import open_destination, open_source, parse_spec
 
-    def clients(insecure: bool):
-        return lambda host: open_client(
-            cfg.registry(host), opts.maxconn, insecure=insecure, skip_verify=skip_verify
-        )
+    def registry_options(spec: str, insecure: bool) -> dict:
+        """How to reach a registry, for docker:// specs only (files take no such option)."""
+        if parse_spec(spec).kind != "docker":
+            return {}
+        return {
+            "client_factory": lambda host: open_client(
+                cfg.registry(host), opts.maxconn, insecure=insecure, skip_verify=skip_verify
+            )
+        }
 
-    source = open_source(source_spec, client_factory=clients(src_insecure))
+    source = open_source(source_spec, **registry_options(source_spec, src_insecure))
     try:
         jobs = _transport_jobs(source, parse_spec(source_spec), parse_spec(target_spec))
-        destination = open_destination(target_spec, client_factory=clients(dst_insecure))
+        destination = open_destination(target_spec, **registry_options(target_spec, dst_insecure))
         renderer = make_renderer(json_output, console)
         try:
             summary = copy_images(source, destination, jobs, opts, renderer)

@@ -39,7 +39,7 @@ def load(
     to: str = typer.Option(
         ...,
         "--to",
-        help="Registry (config name, host[:port], docker://host[/ns]) or docker-daemon:, containerd:, oci:DIR, oci-archive:FILE, docker-archive:FILE.",
+        help="Registry (config name, host[:port], docker://host/namespace) or docker-daemon:, containerd:, oci:DIR, oci-archive:FILE, docker-archive:FILE.",
     ),
     maps: list[str] = typer.Option(
         None, "--map", help="Rename at load: 'repo:tag -> newrepo:newtag' (repeatable)."
