@@ -22,7 +22,9 @@ use verify::EncoderSpec;
 /// (the GIL is released during the work).
 fn bytes_of(buf: &PyBuffer<u8>) -> PyResult<&[u8]> {
     if !buf.is_c_contiguous() {
-        return Err(PyValueError::new_err("expected a contiguous bytes-like object"));
+        return Err(PyValueError::new_err(
+            "expected a contiguous bytes-like object",
+        ));
     }
     // SAFETY: the buffer is C-contiguous, holds len_bytes() bytes of u8 and stays alive
     // (the PyBuffer keeps its export) for the lifetime of the borrow.
@@ -35,30 +37,44 @@ fn spec_from_py(spec: &Bound<'_, PyAny>) -> PyResult<EncoderSpec> {
         "go" => {
             let level: i32 = spec.get_item(1)?.extract()?;
             let early_slides: Vec<u64> = spec.get_item(2)?.extract()?;
-            Ok(EncoderSpec::Go { level, early_slides })
+            Ok(EncoderSpec::Go {
+                level,
+                early_slides,
+            })
         }
         "zlib" => Ok(EncoderSpec::Zlib {
             level: spec.get_item(1)?.extract()?,
             mem_level: spec.get_item(2)?.extract()?,
             strategy: spec.get_item(3)?.extract()?,
         }),
-        other => Err(PyValueError::new_err(format!("unknown encoder kind {other:?}"))),
+        other => Err(PyValueError::new_err(format!(
+            "unknown encoder kind {other:?}"
+        ))),
     }
 }
 
 fn spec_to_py(py: Python<'_>, spec: &EncoderSpec) -> PyResult<PyObject> {
     Ok(match spec {
-        EncoderSpec::Go { level, early_slides } => {
-            ("go", *level, early_slides.clone()).into_pyobject(py)?.into_any().unbind()
-        }
-        EncoderSpec::Zlib { level, mem_level, strategy } => {
-            ("zlib", *level, *mem_level, *strategy).into_pyobject(py)?.into_any().unbind()
-        }
+        EncoderSpec::Go {
+            level,
+            early_slides,
+        } => ("go", *level, early_slides.clone())
+            .into_pyobject(py)?
+            .into_any()
+            .unbind(),
+        EncoderSpec::Zlib {
+            level,
+            mem_level,
+            strategy,
+        } => ("zlib", *level, *mem_level, *strategy)
+            .into_pyobject(py)?
+            .into_any()
+            .unbind(),
     })
 }
 
 enum AnyEncoder {
-    Go(goflate::GoDeflater),
+    Go(Box<goflate::GoDeflater>),
     Zlib(zlib_enc::ZlibDeflater),
 }
 
@@ -74,12 +90,19 @@ impl Deflater {
     #[new]
     fn new(spec: &Bound<'_, PyAny>) -> PyResult<Self> {
         let inner = match spec_from_py(spec)? {
-            EncoderSpec::Go { level, early_slides } => {
+            EncoderSpec::Go {
+                level,
+                early_slides,
+            } => {
                 let mut e = goflate::GoDeflater::new(level).map_err(PyValueError::new_err)?;
                 e.set_early_slides(&early_slides);
-                AnyEncoder::Go(e)
+                AnyEncoder::Go(Box::new(e))
             }
-            EncoderSpec::Zlib { level, mem_level, strategy } => AnyEncoder::Zlib(
+            EncoderSpec::Zlib {
+                level,
+                mem_level,
+                strategy,
+            } => AnyEncoder::Zlib(
                 zlib_enc::ZlibDeflater::new(level, mem_level, 15, strategy)
                     .map_err(PyValueError::new_err)?,
             ),
@@ -88,7 +111,11 @@ impl Deflater {
     }
 
     /// Compresses `data`; returns the compressed bytes ready so far.
-    fn compress<'py>(&mut self, py: Python<'py>, data: PyBuffer<u8>) -> PyResult<Bound<'py, PyBytes>> {
+    fn compress<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: PyBuffer<u8>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let data = bytes_of(&data)?;
         let out = py.allow_threads(|| match &mut self.inner {
             AnyEncoder::Go(e) => {
@@ -130,8 +157,13 @@ struct Verifier {
 impl Verifier {
     #[new]
     fn new(specs: Vec<Bound<'_, PyAny>>) -> PyResult<Self> {
-        let specs = specs.iter().map(spec_from_py).collect::<PyResult<Vec<_>>>()?;
-        Ok(Verifier { inner: verify::Verifier::new(&specs).map_err(PyValueError::new_err)? })
+        let specs = specs
+            .iter()
+            .map(spec_from_py)
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(Verifier {
+            inner: verify::Verifier::new(&specs).map_err(PyValueError::new_err)?,
+        })
     }
 
     /// Number of candidates still matching the original.
@@ -146,7 +178,12 @@ impl Verifier {
     }
 
     /// Feeds the next plain bytes and the next original compressed bytes.
-    fn feed(&mut self, py: Python<'_>, plain: PyBuffer<u8>, compressed: PyBuffer<u8>) -> PyResult<()> {
+    fn feed(
+        &mut self,
+        py: Python<'_>,
+        plain: PyBuffer<u8>,
+        compressed: PyBuffer<u8>,
+    ) -> PyResult<()> {
         let (plain, compressed) = (bytes_of(&plain)?, bytes_of(&compressed)?);
         py.allow_threads(|| self.inner.feed(plain, compressed));
         Ok(())
@@ -170,18 +207,22 @@ struct PreflateSplitter {
 impl PreflateSplitter {
     #[new]
     fn new() -> Self {
-        PreflateSplitter { inner: preflate::PreflateSplitter::new() }
+        PreflateSplitter {
+            inner: preflate::PreflateSplitter::new(),
+        }
     }
 
     /// Feeds the next compressed bytes. Raises ValueError when preflate cannot do it.
     fn feed(&mut self, py: Python<'_>, compressed: PyBuffer<u8>) -> PyResult<()> {
         let compressed = bytes_of(&compressed)?;
-        py.allow_threads(|| self.inner.feed(compressed)).map_err(PyValueError::new_err)
+        py.allow_threads(|| self.inner.feed(compressed))
+            .map_err(PyValueError::new_err)
     }
 
     /// Ends the stream. Raises ValueError when it is incomplete or not handled.
     fn finish(&mut self, py: Python<'_>) -> PyResult<()> {
-        py.allow_threads(|| self.inner.finish()).map_err(PyValueError::new_err)
+        py.allow_threads(|| self.inner.finish())
+            .map_err(PyValueError::new_err)
     }
 
     /// Takes the chunks finished so far as (plain length, corrections) pairs.
@@ -203,7 +244,9 @@ struct PreflateRebuilder {
 impl PreflateRebuilder {
     #[new]
     fn new() -> Self {
-        PreflateRebuilder { inner: preflate::PreflateRebuilder::new() }
+        PreflateRebuilder {
+            inner: preflate::PreflateRebuilder::new(),
+        }
     }
 
     /// Compressed bytes of one chunk from its plain data and corrections.

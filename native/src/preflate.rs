@@ -66,7 +66,10 @@ impl PreflateSplitter {
             }
         }
         if !self.pending.is_empty() {
-            return Err(format!("preflate: {} bytes after the deflate stream", self.pending.len()));
+            return Err(format!(
+                "preflate: {} bytes after the deflate stream",
+                self.pending.len()
+            ));
         }
         Ok(())
     }
@@ -94,13 +97,21 @@ impl PreflateSplitter {
     }
 }
 
+impl Default for PreflateSplitter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 pub struct PreflateRebuilder {
     recreator: OwnedState<RecreateStreamProcessor>,
 }
 
 impl PreflateRebuilder {
     pub fn new() -> Self {
-        PreflateRebuilder { recreator: OwnedState(RecreateStreamProcessor::new()) }
+        PreflateRebuilder {
+            recreator: OwnedState(RecreateStreamProcessor::new()),
+        }
     }
 
     /// Rebuilds the compressed bytes of one chunk from its plain data and corrections.
@@ -118,4 +129,10 @@ impl PreflateRebuilder {
 fn describe(e: &preflate_rs::PreflateError) -> String {
     let first = e.message().lines().next().unwrap_or("");
     format!("preflate: {:?}: {}", e.exit_code(), first)
+}
+
+impl Default for PreflateRebuilder {
+    fn default() -> Self {
+        Self::new()
+    }
 }

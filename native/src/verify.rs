@@ -18,7 +18,11 @@ pub enum EncoderSpec {
     /// Go compress/flate at `level`, sliding early at the given frames.
     Go { level: i32, early_slides: Vec<u64> },
     /// zlib deflate with windowBits -15 (raw) and these parameters.
-    Zlib { level: i32, mem_level: i32, strategy: i32 },
+    Zlib {
+        level: i32,
+        mem_level: i32,
+        strategy: i32,
+    },
 }
 
 struct GoVariant {
@@ -28,8 +32,16 @@ struct GoVariant {
 }
 
 enum Candidate {
-    Go { level: i32, variants: Vec<GoVariant> },
-    Zlib { spec: EncoderSpec, enc: ZlibDeflater, matched: u64, alive: bool },
+    Go {
+        level: i32,
+        variants: Vec<GoVariant>,
+    },
+    Zlib {
+        spec: EncoderSpec,
+        enc: ZlibDeflater,
+        matched: u64,
+        alive: bool,
+    },
 }
 
 /// Compares `out` with the original bytes available from absolute offset `*matched`;
@@ -59,15 +71,26 @@ impl Verifier {
         let mut candidates = Vec::new();
         for spec in specs {
             candidates.push(match spec {
-                EncoderSpec::Go { level, early_slides } => {
+                EncoderSpec::Go {
+                    level,
+                    early_slides,
+                } => {
                     let mut enc = GoDeflater::new(*level)?;
                     enc.set_early_slides(early_slides);
                     Candidate::Go {
                         level: *level,
-                        variants: vec![GoVariant { enc, early: early_slides.clone(), matched: 0 }],
+                        variants: vec![GoVariant {
+                            enc,
+                            early: early_slides.clone(),
+                            matched: 0,
+                        }],
                     }
                 }
-                EncoderSpec::Zlib { level, mem_level, strategy } => Candidate::Zlib {
+                EncoderSpec::Zlib {
+                    level,
+                    mem_level,
+                    strategy,
+                } => Candidate::Zlib {
                     spec: spec.clone(),
                     enc: ZlibDeflater::new(*level, *mem_level, 15, *strategy)?,
                     matched: 0,
@@ -75,7 +98,13 @@ impl Verifier {
                 },
             });
         }
-        Ok(Verifier { candidates, expected: Vec::new(), base: 0, total_expected: 0, finished: false })
+        Ok(Verifier {
+            candidates,
+            expected: Vec::new(),
+            base: 0,
+            total_expected: 0,
+            finished: false,
+        })
     }
 
     /// Number of candidates that still match.
@@ -120,12 +149,20 @@ impl Verifier {
         self.expected.extend_from_slice(compressed);
         self.total_expected += compressed.len() as u64;
         // Small steps, so that a wrong candidate stops costing soon after it differs.
-        for piece in plain.chunks(STEP).chain(plain.is_empty().then_some(&plain[..0])) {
+        for piece in plain
+            .chunks(STEP)
+            .chain(plain.is_empty().then_some(&plain[..0]))
+        {
             let (expected, base) = (&self.expected[..], self.base);
             for cand in self.candidates.iter_mut() {
                 match cand {
                     Candidate::Go { variants, .. } => feed_go(variants, piece, expected, base),
-                    Candidate::Zlib { enc, matched, alive, .. } => {
+                    Candidate::Zlib {
+                        enc,
+                        matched,
+                        alive,
+                        ..
+                    } => {
                         if *alive {
                             enc.write(piece);
                             let (ok, n) = check(enc.output(), expected, base, matched);
@@ -157,12 +194,20 @@ impl Verifier {
                         let out_len = v.enc.output().len();
                         let (good, n) = check(v.enc.output(), expected, base, &mut v.matched);
                         if good && n == out_len && v.matched == total {
-                            ok.push(EncoderSpec::Go { level: *level, early_slides: v.early.clone() });
+                            ok.push(EncoderSpec::Go {
+                                level: *level,
+                                early_slides: v.early.clone(),
+                            });
                             break;
                         }
                     }
                 }
-                Candidate::Zlib { spec, enc, matched, alive } => {
+                Candidate::Zlib {
+                    spec,
+                    enc,
+                    matched,
+                    alive,
+                } => {
                     if *alive {
                         enc.close();
                         let out_len = enc.output().len();
@@ -242,8 +287,11 @@ fn feed_go(variants: &mut Vec<GoVariant>, plain: &[u8], expected: &[u8], base: u
             continue;
         }
         if v.enc.slide_would_matter() && done.len() + live.len() + 1 < MAX_GO_VARIANTS {
-            let mut fork =
-                GoVariant { enc: v.enc.clone(), early: v.early.clone(), matched: v.matched };
+            let mut fork = GoVariant {
+                enc: v.enc.clone(),
+                early: v.early.clone(),
+                matched: v.matched,
+            };
             fork.early.push(fork.enc.slides());
             fork.enc.resolve_slide(true);
             live.push((fork, pos));
@@ -255,7 +303,10 @@ fn feed_go(variants: &mut Vec<GoVariant>, plain: &[u8], expected: &[u8], base: u
     // Variants that reached the same state have the same future: keep the first.
     let mut kept: Vec<GoVariant> = Vec::with_capacity(done.len());
     for v in done {
-        if !kept.iter().any(|k| k.matched == v.matched && k.enc.same_state(&v.enc)) {
+        if !kept
+            .iter()
+            .any(|k| k.matched == v.matched && k.enc.same_state(&v.enc))
+        {
             kept.push(v);
         }
     }

@@ -25,7 +25,12 @@ unsafe impl Sync for ZlibDeflater {}
 
 impl ZlibDeflater {
     /// Raw deflate (no zlib/gzip wrapper) with the given parameters.
-    pub fn new(level: i32, mem_level: i32, window_bits: i32, strategy: i32) -> Result<Self, String> {
+    pub fn new(
+        level: i32,
+        mem_level: i32,
+        window_bits: i32,
+        strategy: i32,
+    ) -> Result<Self, String> {
         if !(0..=9).contains(&level)
             || !(1..=9).contains(&mem_level)
             || !(9..=15).contains(&window_bits)
@@ -68,7 +73,11 @@ impl ZlibDeflater {
         if rc != z::Z_OK {
             return Err(format!("deflateInit2 failed: {rc}"));
         }
-        Ok(ZlibDeflater { strm, out: Vec::with_capacity(1 << 16), finished: false })
+        Ok(ZlibDeflater {
+            strm,
+            out: Vec::with_capacity(1 << 16),
+            finished: false,
+        })
     }
 
     fn run(&mut self, input: &[u8], flush: c_int) {
@@ -95,10 +104,16 @@ impl ZlibDeflater {
                     self.finished = true;
                     break;
                 }
-                assert!(rc == z::Z_OK || rc == z::Z_BUF_ERROR, "deflate failed: {rc}");
+                assert!(
+                    rc == z::Z_OK || rc == z::Z_BUF_ERROR,
+                    "deflate failed: {rc}"
+                );
                 continue;
             }
-            assert!(rc == z::Z_OK || rc == z::Z_BUF_ERROR, "deflate failed: {rc}");
+            assert!(
+                rc == z::Z_OK || rc == z::Z_BUF_ERROR,
+                "deflate failed: {rc}"
+            );
             if self.strm.avail_in == 0 && self.strm.avail_out != 0 {
                 break;
             }
@@ -145,5 +160,7 @@ impl Drop for ZlibDeflater {
 /// Version of the bundled zlib.
 pub fn version() -> String {
     // SAFETY: zlibVersion returns a static NUL-terminated string.
-    unsafe { std::ffi::CStr::from_ptr(z::zlibVersion()) }.to_string_lossy().into_owned()
+    unsafe { std::ffi::CStr::from_ptr(z::zlibVersion()) }
+        .to_string_lossy()
+        .into_owned()
 }

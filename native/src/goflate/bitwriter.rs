@@ -5,9 +5,7 @@
 //! which does not change the bit stream.
 
 use super::huffman::{HCode, HuffmanEncoder, MAX_NUM_LIT};
-use super::token::{
-    is_literal, length_code, offset_code, token_length, token_offset, Token,
-};
+use super::token::{is_literal, length_code, offset_code, token_length, token_offset, Token};
 use std::sync::OnceLock;
 
 const OFFSET_CODE_COUNT: usize = 30;
@@ -34,7 +32,9 @@ static OFFSET_BASE: [u32; 30] = [
     0x000200, 0x000300, 0x000400, 0x000600, 0x000800, 0x000c00, 0x001000, 0x001800, 0x002000,
     0x003000, 0x004000, 0x006000,
 ];
-static CODEGEN_ORDER: [usize; 19] = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
+static CODEGEN_ORDER: [usize; 19] = [
+    16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
+];
 
 struct StaticCodes {
     fixed_literal: HuffmanEncoder,
@@ -146,8 +146,11 @@ impl HuffmanBitWriter {
     fn generate_codegen(&mut self, num_literals: usize, num_offsets: usize, huff_offsets: bool) {
         self.codegen_freq = [0; CODEGEN_CODE_COUNT];
         let codegen = &mut self.codegen;
-        for i in 0..num_literals {
-            codegen[i] = self.literal_encoding.codes[i].len as u8;
+        for (slot, code) in codegen
+            .iter_mut()
+            .zip(&self.literal_encoding.codes[..num_literals])
+        {
+            *slot = code.len as u8;
         }
         let off_codes = if huff_offsets {
             &static_codes().huff_offset.codes
@@ -227,7 +230,11 @@ impl HuffmanBitWriter {
             + self.codegen_freq[16] as i64 * 2
             + self.codegen_freq[17] as i64 * 3
             + self.codegen_freq[18] as i64 * 7;
-        let off_enc = if huff_offsets { &static_codes().huff_offset } else { &self.offset_encoding };
+        let off_enc = if huff_offsets {
+            &static_codes().huff_offset
+        } else {
+            &self.offset_encoding
+        };
         let size = header
             + self.literal_encoding.bit_length(&self.literal_freq)
             + off_enc.bit_length(&self.offset_freq)
@@ -261,8 +268,8 @@ impl HuffmanBitWriter {
         self.write_bits((num_literals - 257) as u32, 5);
         self.write_bits((num_offsets - 1) as u32, 5);
         self.write_bits((num_codegens - 4) as u32, 4);
-        for i in 0..num_codegens {
-            let value = self.codegen_encoding.codes[CODEGEN_ORDER[i]].len as u32;
+        for &order in &CODEGEN_ORDER[..num_codegens] {
+            let value = self.codegen_encoding.codes[order].len as u32;
             self.write_bits(value, 3);
         }
         let mut i = 0usize;
@@ -315,8 +322,12 @@ impl HuffmanBitWriter {
                 extra_bits += self.literal_freq[lc] as i64
                     * LENGTH_EXTRA_BITS[lc - LENGTH_CODES_START] as i64;
             }
-            for oc in 4..num_offsets {
-                extra_bits += self.offset_freq[oc] as i64 * OFFSET_EXTRA_BITS[oc] as i64;
+            for (freq, &extra) in self.offset_freq[..num_offsets]
+                .iter()
+                .zip(&OFFSET_EXTRA_BITS)
+                .skip(4)
+            {
+                extra_bits += *freq as i64 * extra as i64;
             }
         }
 

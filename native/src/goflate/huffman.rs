@@ -57,7 +57,10 @@ impl HuffmanEncoder {
                 256..=279 => (ch - 256, 7),
                 _ => (ch + 192 - 280, 8),
             };
-            h.codes[ch as usize] = HCode { code: reverse_bits(bits, size as u32), len: size };
+            h.codes[ch as usize] = HCode {
+                code: reverse_bits(bits, size as u32),
+                len: size,
+            };
         }
         h
     }
@@ -65,7 +68,10 @@ impl HuffmanEncoder {
     pub fn fixed_offset() -> Self {
         let mut h = Self::new(30);
         for ch in 0..30u16 {
-            h.codes[ch as usize] = HCode { code: reverse_bits(ch, 5), len: 5 };
+            h.codes[ch as usize] = HCode {
+                code: reverse_bits(ch, 5),
+                len: 5,
+            };
         }
         h
     }
@@ -84,9 +90,15 @@ impl HuffmanEncoder {
     /// `list` holds the non-zero literals sorted by (freq, literal) and has room for one
     /// more element.
     fn bit_counts(&mut self, list: &mut [LiteralNode], n: usize, mut max_bits: i32) -> usize {
-        assert!((max_bits as usize) < MAX_BITS_LIMIT, "flate: maxBits too large");
+        assert!(
+            (max_bits as usize) < MAX_BITS_LIMIT,
+            "flate: maxBits too large"
+        );
         let n = n as i32;
-        list[n as usize] = LiteralNode { literal: u16::MAX, freq: i32::MAX };
+        list[n as usize] = LiteralNode {
+            literal: u16::MAX,
+            freq: i32::MAX,
+        };
 
         if max_bits > n - 1 {
             max_bits = n - 1;
@@ -179,8 +191,10 @@ impl HuffmanEncoder {
             let chunk = &mut list[remaining - bits..remaining];
             chunk.sort_unstable_by_key(|node| node.literal);
             for node in chunk.iter() {
-                self.codes[node.literal as usize] =
-                    HCode { code: reverse_bits(code, n as u32), len: n as u16 };
+                self.codes[node.literal as usize] = HCode {
+                    code: reverse_bits(code, n as u32),
+                    len: n as u16,
+                };
                 code = code.wrapping_add(1);
             }
             remaining -= bits;
@@ -193,7 +207,10 @@ impl HuffmanEncoder {
         let mut count = 0usize;
         for (i, &f) in freq.iter().enumerate() {
             if f != 0 {
-                list[count] = LiteralNode { literal: i as u16, freq: f };
+                list[count] = LiteralNode {
+                    literal: i as u16,
+                    freq: f,
+                };
                 count += 1;
             } else {
                 self.codes[i].len = 0;
@@ -202,7 +219,10 @@ impl HuffmanEncoder {
         if count <= 2 {
             // With two or fewer literals, everything has bit length 1, in literal order.
             for (i, node) in list[..count].iter().enumerate() {
-                self.codes[node.literal as usize] = HCode { code: i as u16, len: 1 };
+                self.codes[node.literal as usize] = HCode {
+                    code: i as u16,
+                    len: 1,
+                };
             }
         } else {
             list[..count].sort_unstable_by_key(|node| (node.freq, node.literal));

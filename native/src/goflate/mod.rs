@@ -55,16 +55,86 @@ struct CompressionLevel {
 }
 
 const LEVELS: [CompressionLevel; 10] = [
-    CompressionLevel { level: 0, good: 0, lazy: 0, nice: 0, chain: 0, fast_skip_hashing: 0 },
-    CompressionLevel { level: 1, good: 0, lazy: 0, nice: 0, chain: 0, fast_skip_hashing: 0 },
-    CompressionLevel { level: 2, good: 4, lazy: 0, nice: 16, chain: 8, fast_skip_hashing: 5 },
-    CompressionLevel { level: 3, good: 4, lazy: 0, nice: 32, chain: 32, fast_skip_hashing: 6 },
-    CompressionLevel { level: 4, good: 4, lazy: 4, nice: 16, chain: 16, fast_skip_hashing: SKIP_NEVER },
-    CompressionLevel { level: 5, good: 8, lazy: 16, nice: 32, chain: 32, fast_skip_hashing: SKIP_NEVER },
-    CompressionLevel { level: 6, good: 8, lazy: 16, nice: 128, chain: 128, fast_skip_hashing: SKIP_NEVER },
-    CompressionLevel { level: 7, good: 8, lazy: 32, nice: 128, chain: 256, fast_skip_hashing: SKIP_NEVER },
-    CompressionLevel { level: 8, good: 32, lazy: 128, nice: 258, chain: 1024, fast_skip_hashing: SKIP_NEVER },
-    CompressionLevel { level: 9, good: 32, lazy: 258, nice: 258, chain: 4096, fast_skip_hashing: SKIP_NEVER },
+    CompressionLevel {
+        level: 0,
+        good: 0,
+        lazy: 0,
+        nice: 0,
+        chain: 0,
+        fast_skip_hashing: 0,
+    },
+    CompressionLevel {
+        level: 1,
+        good: 0,
+        lazy: 0,
+        nice: 0,
+        chain: 0,
+        fast_skip_hashing: 0,
+    },
+    CompressionLevel {
+        level: 2,
+        good: 4,
+        lazy: 0,
+        nice: 16,
+        chain: 8,
+        fast_skip_hashing: 5,
+    },
+    CompressionLevel {
+        level: 3,
+        good: 4,
+        lazy: 0,
+        nice: 32,
+        chain: 32,
+        fast_skip_hashing: 6,
+    },
+    CompressionLevel {
+        level: 4,
+        good: 4,
+        lazy: 4,
+        nice: 16,
+        chain: 16,
+        fast_skip_hashing: SKIP_NEVER,
+    },
+    CompressionLevel {
+        level: 5,
+        good: 8,
+        lazy: 16,
+        nice: 32,
+        chain: 32,
+        fast_skip_hashing: SKIP_NEVER,
+    },
+    CompressionLevel {
+        level: 6,
+        good: 8,
+        lazy: 16,
+        nice: 128,
+        chain: 128,
+        fast_skip_hashing: SKIP_NEVER,
+    },
+    CompressionLevel {
+        level: 7,
+        good: 8,
+        lazy: 32,
+        nice: 128,
+        chain: 256,
+        fast_skip_hashing: SKIP_NEVER,
+    },
+    CompressionLevel {
+        level: 8,
+        good: 32,
+        lazy: 128,
+        nice: 258,
+        chain: 1024,
+        fast_skip_hashing: SKIP_NEVER,
+    },
+    CompressionLevel {
+        level: 9,
+        good: 32,
+        lazy: 258,
+        nice: 258,
+        chain: 4096,
+        fast_skip_hashing: SKIP_NEVER,
+    },
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -143,7 +213,11 @@ impl GoDeflater {
             cl,
             mode,
             w: HuffmanBitWriter::new(),
-            best_speed: if mode == Mode::Speed { Some(Box::new(DeflateFast::new())) } else { None },
+            best_speed: if mode == Mode::Speed {
+                Some(Box::new(DeflateFast::new()))
+            } else {
+                None
+            },
             window: vec![0; window_len],
             index: 0,
             window_end: 0,
@@ -284,17 +358,6 @@ impl GoDeflater {
             && o.best_speed.is_none()
     }
 
-    /// Go's `Flush`: ends the current block and writes an empty stored block.
-    pub fn sync_flush(&mut self) {
-        self.paused = false;
-        self.slide_now = false;
-        self.sync = true;
-        self.step();
-        self.w.write_stored_header(0, false);
-        self.w.flush();
-        self.sync = false;
-    }
-
     /// Go's `Close`: flushes everything and writes the final (empty, stored) block.
     pub fn close(&mut self) {
         if self.closed {
@@ -346,10 +409,18 @@ impl GoDeflater {
                 self.hash_offset -= delta;
                 self.chain_head -= delta;
                 for v in self.hash_prev.iter_mut() {
-                    *v = if *v as i64 > delta { (*v as i64 - delta) as u32 } else { 0 };
+                    *v = if *v as i64 > delta {
+                        (*v as i64 - delta) as u32
+                    } else {
+                        0
+                    };
                 }
                 for v in self.hash_head.iter_mut() {
-                    *v = if *v as i64 > delta { (*v as i64 - delta) as u32 } else { 0 };
+                    *v = if *v as i64 > delta {
+                        (*v as i64 - delta) as u32
+                    } else {
+                        0
+                    };
                 }
             }
             self.slides += 1;
@@ -551,7 +622,11 @@ impl GoDeflater {
                 }
             } else {
                 if !lazy_mode || self.byte_available {
-                    let i = if !lazy_mode { self.index } else { self.index - 1 };
+                    let i = if !lazy_mode {
+                        self.index
+                    } else {
+                        self.index - 1
+                    };
                     self.tokens.push(literal_token(self.window[i] as u32));
                     if self.tokens.len() == MAX_FLATE_BLOCK_TOKENS {
                         self.write_block(i + 1);
@@ -643,11 +718,15 @@ impl GoDeflater {
         }
         let end = self.window_end;
         self.tokens.clear();
-        self.best_speed.as_mut().unwrap().encode(&mut self.tokens, &self.window[..end]);
+        self.best_speed
+            .as_mut()
+            .unwrap()
+            .encode(&mut self.tokens, &self.window[..end]);
         if self.tokens.len() > end - (end >> 4) {
             self.w.write_block_huff(false, &self.window[..end]);
         } else {
-            self.w.write_block_dynamic(&self.tokens, false, Some(&self.window[..end]));
+            self.w
+                .write_block_dynamic(&self.tokens, false, Some(&self.window[..end]));
         }
         self.window_end = 0;
     }
