@@ -58,6 +58,7 @@ def round_trip(blob: bytes, chunk: int = 100_000, **options: object) -> tuple[Re
     recipe = analyze(io.BytesIO(blob), plain.append, **options)
     decoded = Recipe.from_bytes(recipe.to_bytes())
     assert decoded == recipe
+    assert bytes(recipe) == recipe.to_bytes()
     data = b"".join(plain)
     pieces = (data[i : i + chunk] for i in range(0, len(data), chunk))
     return decoded, b"".join(rebuild(pieces, decoded.to_bytes()))

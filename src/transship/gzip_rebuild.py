@@ -183,6 +183,9 @@ class Recipe:
     def to_bytes(self) -> bytes:
         return _encode_recipe(self)
 
+    def __bytes__(self) -> bytes:
+        return _encode_recipe(self)
+
     @classmethod
     def from_bytes(cls, data: bytes) -> Recipe:
         """Decode recipe bytes; raises RecipeError when they are corrupt."""
