@@ -51,7 +51,7 @@ from bundle_metrics import (  # noqa: E402
     layout_ref_digests,
     markdown_table,
     met_label,
-    new_blob_bytes,
+    new_blobs,
     unique_layers,
 )
 from copy_bench import source_registry  # noqa: E402
@@ -452,7 +452,8 @@ def scenario_load(bench: Bench, tools: list[Tool]) -> dict:
 def scenario_incremental(bench: Bench, tools: list[Tool]) -> dict:
     v1 = [i for i in bench.images if i["version"] == "v1"]
     v2 = [i for i in bench.images if i["version"] == "v2"]
-    new_bytes = new_blob_bytes(v1, v2, config_sizes(bench.fleet))
+    new = new_blobs(v1, v2, config_sizes(bench.fleet))
+    new_bytes = sum(new.values())
     title = f"incremental: the {len(v2)} v2 images --since a full bundle of the {len(v1)} v1 images"
     print(f"\n# {title}", flush=True)
     print(f"  blobs new in v2 (layers and configs that v1 lacks): {fmt_bytes(new_bytes)}")
@@ -499,11 +500,13 @@ def scenario_incremental(bench: Bench, tools: list[Tool]) -> dict:
     rows = summarize(results)
     for row in rows:  # does the pair load? v1 first, then v2 on top, v2 digests checked
         if row["tool"] in latest and row["tool"] in parents:
-            row["meta_bytes"] = meta_file(latest[row["tool"]]).stat().st_size
+            meta = meta_file(latest[row["tool"]])
+            row["meta_bytes"] = meta.stat().st_size
+            row["blobs_carried"] = blobs_carried(meta)
             row["verified"] = [
                 check_incremental(bench, parents[row["tool"]], latest[row["tool"]], v2)
             ]
-    table = incremental_table(title, rows, new_bytes)
+    table = incremental_table(title, rows, new)
     print("\n" + table, flush=True)
     return {
         "title": title,
@@ -511,6 +514,15 @@ def scenario_incremental(bench: Bench, tools: list[Tool]) -> dict:
         "rows": _with_runs(rows, results),
         "new_v2_bytes": new_bytes,
     }
+
+
+def blobs_carried(meta: Path) -> tuple[int, int] | None:
+    """(count, bytes) of the blobs a bundle's meta lists as stored in it (None if unreadable)."""
+    try:
+        blobs = json.loads(meta.read_text())["blobs"]
+        return len(blobs), sum(int(b["size"]) for b in blobs)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def check_incremental(bench: Bench, parent_meta: Path, child: Path, v2: list[dict]) -> str:
@@ -525,12 +537,18 @@ def check_incremental(bench: Bench, parent_meta: Path, child: Path, v2: list[dic
     return f"v1 then v2 loaded: {check}"
 
 
-def incremental_table(title: str, rows: list[dict], new_bytes: int) -> str:
+def _count_bytes(pair: tuple[int, int] | list[int] | None) -> str:
+    return "-" if not pair else f"{pair[0]}, {fmt_bytes(pair[1])}"
+
+
+def incremental_table(title: str, rows: list[dict], new: dict[str, int]) -> str:
+    new_bytes = sum(new.values())
     headers = [
         "bundle",
         "time (median)",
         "size",
         "of which meta file",
+        "blobs it holds",
         "vs new-in-v2 blobs",
         "vs layer-level",
         "peak RSS",
@@ -544,7 +562,7 @@ def incremental_table(title: str, rows: list[dict], new_bytes: int) -> str:
     for r in rows:
         label = "layer-level (raw)" if r["tool"] == "transship" else "file-level (--codec dedup)"
         if not r["available"]:
-            body.append([label, "not available", "", "", "", "", "", r["reason"], ""])
+            body.append([label, "not available", "", "", "", "", "", "", r["reason"], ""])
             continue
         size = r.get("stored_bytes")
         body.append(
@@ -553,6 +571,7 @@ def incremental_table(title: str, rows: list[dict], new_bytes: int) -> str:
                 _seconds(r),
                 fmt_bytes(size),
                 fmt_bytes(r.get("meta_bytes")),
+                _count_bytes(r.get("blobs_carried")),
                 f"{size / new_bytes:.4f}x" if size and new_bytes else "-",
                 f"{size / layer_level:.3f}x" if size and layer_level else "-",
                 fmt_kib(r["peak_rss_kib"]),
@@ -566,6 +585,7 @@ def incremental_table(title: str, rows: list[dict], new_bytes: int) -> str:
             "",
             fmt_bytes(new_bytes),
             "",
+            _count_bytes((len(new), new_bytes)),
             "1.0000x",
             "",
             "",
@@ -710,6 +730,7 @@ def target_numbers(results: dict, new_v2_bytes: int | None) -> dict[str, float |
         "archive_save_s": get("save", "skopeo-archive", "seconds"),
         "oci_load_s": get("load", "skopeo-oci", "seconds"),
         "incr_size": get("incremental", "transship", "stored_bytes"),
+        "incr_blob_bytes": (get("incremental", "transship", "blobs_carried") or [0, None])[1],
         "new_v2_bytes": new_v2_bytes,
         "dedup_size": get("save", "transship-dedup", "stored_bytes"),
         "dedup_save_s": get("save", "transship-dedup", "seconds"),

@@ -27,10 +27,10 @@ def image_blob_sizes(image: Mapping, config_sizes: Mapping[str, int]) -> dict[st
     return blobs
 
 
-def new_blob_bytes(
+def new_blobs(
     old_images: Iterable[Mapping], new_images: Iterable[Mapping], config_sizes: Mapping[str, int]
-) -> int:
-    """Bytes of the blobs the new images use that none of the old images has, each once.
+) -> dict[str, int]:
+    """digest -> size of the blobs the new images use that none of the old images has.
 
     This is what an incremental bundle of the new images, made against a bundle of the
     old ones, must carry at the least (without compressing anything again).
@@ -43,7 +43,14 @@ def new_blob_bytes(
         for digest, size in image_blob_sizes(image, config_sizes).items():
             if digest not in old:
                 new[digest] = size
-    return sum(new.values())
+    return new
+
+
+def new_blob_bytes(
+    old_images: Iterable[Mapping], new_images: Iterable[Mapping], config_sizes: Mapping[str, int]
+) -> int:
+    """Bytes of `new_blobs`, each blob once."""
+    return sum(new_blobs(old_images, new_images, config_sizes).values())
 
 
 def unique_layers(images: Iterable[Mapping]) -> list[Mapping]:
@@ -108,13 +115,19 @@ def _judge(
     return Target(goal, shown(value), ok(value))
 
 
+def _held(ratio: float | None) -> str:
+    if ratio is None:
+        return ""
+    return f" (the blobs it holds: {ratio:.4f}x; the rest is its meta file and tar framing)"
+
+
 def evaluate_targets(n: Mapping[str, float | None]) -> list[Target]:
     """Judge the medians against the issues' targets.
 
     Keys of `n` (any may be missing or None): raw_size, raw_save_s, raw_load_s,
     raw_peak_rss (bytes, the largest of save and load), archive_size, archive_save_s,
-    oci_load_s, incr_size, new_v2_bytes, dedup_size, dedup_save_s, dedup_load_s,
-    dedup_peak_rss (bytes), dedup_incr_size.
+    oci_load_s, incr_size, incr_blob_bytes (what its meta lists), new_v2_bytes,
+    dedup_size, dedup_save_s, dedup_load_s, dedup_peak_rss (bytes), dedup_incr_size.
     """
     get = n.get
     mb = 1e6
@@ -141,7 +154,7 @@ def evaluate_targets(n: Mapping[str, float | None]) -> list[Target]:
             "incremental bundle ≤ the blobs new in v2",
             _ratio(get("incr_size"), get("new_v2_bytes")),
             lambda r: r <= 1,
-            lambda r: f"{r:.4f}x",
+            lambda r: f"{r:.4f}x" + _held(_ratio(get("incr_blob_bytes"), get("new_v2_bytes"))),
         ),
         _judge(
             "peak RSS < 150 MB (save and load)",

@@ -17,6 +17,7 @@ from bundle_metrics import (  # noqa: E402
     layout_ref_digests,
     markdown_table,
     new_blob_bytes,
+    new_blobs,
     unique_layers,
 )
 
@@ -41,6 +42,7 @@ def test_new_blob_bytes_counts_only_blobs_the_old_images_lack_once_each() -> Non
     ]
     # configs c2 and c3, app-2 (shared by both new images: once), lib-b
     assert new_blob_bytes(old, new, CONFIGS) == 200 + 300 + 7 + 11
+    assert new_blobs(old, new, CONFIGS) == {"c2": 200, "c3": 300, "app-2": 7, "lib-b": 11}
 
 
 def test_new_blob_bytes_a_recompressed_layer_is_new_even_with_the_same_diff_id() -> None:
@@ -127,3 +129,15 @@ def test_markdown_table_pads_and_escapes_pipes() -> None:
     assert len({len(line) for line in lines}) == 1
     with pytest.raises(ValueError):
         markdown_table(["a"], [["1", "2"]])
+
+
+def test_incremental_target_says_how_much_of_the_bundle_is_blobs() -> None:
+    (target,) = [
+        t
+        for t in evaluate_targets(
+            {"incr_size": 1010, "incr_blob_bytes": 1000, "new_v2_bytes": 1000}
+        )
+        if t.goal.startswith("incremental")
+    ]
+    assert target.met is False
+    assert target.measured.startswith("1.0100x (the blobs it holds: 1.0000x")
