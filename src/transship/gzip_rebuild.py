@@ -72,6 +72,11 @@ from typing import BinaryIO
 from transship import _native
 from transship.errors import BundleError, TransshipError
 
+try:  # ISA-L inflates and checksums faster than zlib, with the same interface
+    from isal import isal_zlib as _inflate
+except ImportError:  # pragma: no cover - isal is a dependency, but optional here
+    _inflate = zlib
+
 __all__ = [
     "GoEncoder",
     "GzipFormatError",
@@ -257,7 +262,7 @@ def _analyze_member(
     head: list[bytes] | None = [] if allow_preflate else None
     head_size = 0
     preflate: _PreflateSplit | None = None
-    inflater = zlib.decompressobj(-15)
+    inflater = _inflate.decompressobj(-15)
     crc = 0
     size = 0
     try:
@@ -267,7 +272,7 @@ def _analyze_member(
                 raise GzipFormatError("truncated gzip stream: the deflate data ends early")
             try:
                 plain = inflater.decompress(data, _PLAIN_PIECE)
-            except zlib.error as exc:
+            except (zlib.error, _inflate.error) as exc:
                 raise GzipFormatError(f"corrupt deflate data: {exc}") from exc
             if inflater.eof:
                 reader.unread(inflater.unused_data)
@@ -275,7 +280,7 @@ def _analyze_member(
             else:
                 used = data[: len(data) - len(inflater.unconsumed_tail)]
             if plain:
-                crc = zlib.crc32(plain, crc)
+                crc = _inflate.crc32(plain, crc)
                 size += len(plain)
             verify.feed(plain, used)
             if preflate is not None:
