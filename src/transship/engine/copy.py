@@ -102,6 +102,31 @@ class RunSummary:
     def up_to_date(self) -> int:
         return sum(1 for r in self.images if r.up_to_date)
 
+    def done_event(self) -> ev.RunDone:
+        return ev.RunDone(
+            ok=self.ok,
+            failed=len(self.failed),
+            invalid=len(self.invalid),
+            blobs_copied=self.blobs_copied,
+            blobs_skipped=self.blobs_skipped,
+            blobs_mounted=self.blobs_mounted,
+            bytes_sent=self.bytes_sent,
+            seconds=self.seconds,
+            failures=tuple((r.job.label, r.error) for r in self.images if not r.ok),
+            images_up_to_date=self.up_to_date,
+        )
+
+    def merged(self, other: RunSummary) -> RunSummary:
+        """This run and another as one (lists that name several source registries)."""
+        return RunSummary(
+            self.images + other.images,
+            self.blobs_copied + other.blobs_copied,
+            self.blobs_skipped + other.blobs_skipped,
+            self.blobs_mounted + other.blobs_mounted,
+            self.bytes_sent + other.bytes_sent,
+            self.seconds + other.seconds,
+        )
+
 
 class _Counters:
     def __init__(self) -> None:
@@ -161,20 +186,7 @@ class CopyEngine:
             self._counters.bytes_sent,
             time.monotonic() - started,
         )
-        self.emit(
-            ev.RunDone(
-                ok=summary.ok,
-                failed=len(summary.failed),
-                invalid=len(summary.invalid),
-                blobs_copied=summary.blobs_copied,
-                blobs_skipped=summary.blobs_skipped,
-                blobs_mounted=summary.blobs_mounted,
-                bytes_sent=summary.bytes_sent,
-                seconds=summary.seconds,
-                failures=tuple((r.job.label, r.error) for r in results if not r.ok),
-                images_up_to_date=summary.up_to_date,
-            )
-        )
+        self.emit(summary.done_event())
         return summary
 
     # -- images -----------------------------------------------------------------------

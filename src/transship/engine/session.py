@@ -123,14 +123,14 @@ def run_copy(
                 summary = copy_images(source, destination, jobs, options, inner_emit)
             finally:
                 source.close()
-            total = summary if total is None else merge_summaries(total, summary)
+            total = summary if total is None else total.merged(summary)
     finally:
         destination.close()
         if blob_cache:
             blob_cache.evict()
     total = total or RunSummary([])
     if not one_run:
-        emit(run_done_event(total))
+        emit(total.done_event())
     return total
 
 
@@ -140,32 +140,6 @@ def _without_run_events(emit: Emit) -> Emit:
             emit(event)
 
     return forward
-
-
-def run_done_event(summary: RunSummary) -> ev.RunDone:
-    return ev.RunDone(
-        ok=summary.ok,
-        failed=len(summary.failed),
-        invalid=len(summary.invalid),
-        blobs_copied=summary.blobs_copied,
-        blobs_skipped=summary.blobs_skipped,
-        blobs_mounted=summary.blobs_mounted,
-        bytes_sent=summary.bytes_sent,
-        seconds=summary.seconds,
-        failures=tuple((r.job.label, r.error) for r in summary.images if not r.ok),
-        images_up_to_date=summary.up_to_date,
-    )
-
-
-def merge_summaries(a: RunSummary, b: RunSummary) -> RunSummary:
-    return RunSummary(
-        a.images + b.images,
-        a.blobs_copied + b.blobs_copied,
-        a.blobs_skipped + b.blobs_skipped,
-        a.blobs_mounted + b.blobs_mounted,
-        a.bytes_sent + b.bytes_sent,
-        a.seconds + b.seconds,
-    )
 
 
 @dataclass(frozen=True)
@@ -324,8 +298,8 @@ def _run_groups(
             summary = CopyEngine(source, destination, options, quiet).run(jobs)
         finally:
             source.close()
-        total = merge_summaries(total, summary)
-    emit(run_done_event(total))
+        total = total.merged(summary)
+    emit(total.done_event())
     return total
 
 
