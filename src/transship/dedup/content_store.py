@@ -43,6 +43,9 @@ import zstandard
 from transship.dedup.similarity import ZIP_MAGIC, ContentInfo, pread_exact, similarity_order
 from transship.errors import BundleError
 
+# Level 3 by measurement (bench/dedup_store_bench.py, 24-image Java fleet, 881 MB of unique
+# contents, 2 threads): level 1 342 MB in 3.7 s CPU, 3 329 MB in 5.6 s, 9 317 MB in 18.5 s,
+# 15 312 MB in 133 s (545 MiB RSS), 19 300 MB in 452 s (748 MiB RSS).
 DEFAULT_LEVEL = 3
 DEFAULT_WINDOW_LOG = 27  # 128 MiB: also zstd's default decoder limit, so any zstd reads it
 DEFAULT_FRAME_SIZE = 512 << 20  # decompressed bytes per frame (contents never span frames)

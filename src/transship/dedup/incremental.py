@@ -50,6 +50,11 @@ class ParentContents:
     def add_recipe(self, recipe: LayerRecipe) -> None:
         self.add_layer(recipe.layer_digest, recipe.content_digests())
 
+    def update(self, other: ParentContents) -> None:
+        """Add what `other` carries (contents already known keep their layer)."""
+        for digest, layer in other._layer_of.items():
+            self._layer_of.setdefault(digest, layer)
+
     def __contains__(self, digest: object) -> bool:
         return digest in self._layer_of
 
