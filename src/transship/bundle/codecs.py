@@ -11,16 +11,33 @@ whether a member was already written in this bundle, so it is stored once.
 
 The writer verifies the blob's digest on the stream it hands to `encode`, and the reader
 verifies the stream `decode` returns: codecs need not check digests themselves.
+
+A codec with per-bundle state (dedup: one content store for the whole bundle) overrides
+the optional bundle-level hooks, which do nothing by default:
+
+- save: `begin_bundle(work_dir, parents)` before the first blob; `finish_bundle(sink)`
+  once every blob is in (it writes its own members, e.g. a content store, and returns
+  the `CodecData` the meta keeps under `codec_data[encoding]`); `end_bundle()` on abort
+  or after commit (drop temporary files).
+- load: `prepare(meta, source, context)` once before the first `decode` (the reader
+  calls it lazily, `BundleSource.prepare_load` at once so that a bad bundle fails before
+  anything is pushed); `close()` at the end.
+
+`encode` may store a blob as another codec would (dedup keeps configs and layers it
+cannot split as they are): it then names that codec in `EncodedBlob.encoding`.
+A codec whose blobs cannot be re-verified without its bundle-level data sets
+`resumable = False`: an interrupted save then starts over instead of resuming.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from transship.bundle.meta import BlobEntry, Piece
+from transship.bundle.meta import BlobEntry, BundleMeta, CodecData, Piece
 from transship.errors import BundleError
 from transship.oci.descriptor import Descriptor
 from transship.oci.digest import algorithm_of, hex_of
@@ -47,10 +64,35 @@ class PieceSource(Protocol):
 class EncodedBlob:
     pieces: list[Piece]
     params: dict[str, Any] = field(default_factory=dict)
+    encoding: str | None = None  # when stored as another codec would (None: this codec)
+
+
+@dataclass(frozen=True)
+class ParentBundle:
+    """A `--since` parent bundle: its meta file and what it says."""
+
+    path: Path
+    meta: BundleMeta
+
+
+TargetBlobOpener = Callable[[str, Sequence[str]], Iterator[bytes]]
+"""(blob digest, repositories named in the bundle) -> the blob's bytes as the load target
+holds them; raises (NotFoundError...) when it does not."""
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    """What a codec may use at load beyond the bundle itself."""
+
+    directory: Path  # the bundle's folder: parent bundles are looked for here
+    bundle_name: str
+    open_target_blob: TargetBlobOpener | None = None  # None: the target cannot be read
+    temp_dir: Path | None = None
 
 
 class BlobCodec(ABC):
     encoding: ClassVar[str]
+    resumable: ClassVar[bool] = True
 
     @abstractmethod
     def encode(self, desc: Descriptor, chunks: Iterable[bytes], sink: PieceSink) -> EncodedBlob:
@@ -59,6 +101,24 @@ class BlobCodec(ABC):
     @abstractmethod
     def decode(self, entry: BlobEntry, source: PieceSource, offset: int = 0) -> Iterator[bytes]:
         """The blob's bytes from `offset`."""
+
+    # -- optional bundle-level hooks (see the module docstring) ----------------------------
+
+    def begin_bundle(self, work_dir: Path, parents: Sequence[ParentBundle]) -> None:
+        """Save: called once before the first blob; `work_dir` is free for temporary files."""
+
+    def finish_bundle(self, sink: PieceSink) -> CodecData | None:
+        """Save: every blob is in; store bundle-level members, say what the meta keeps."""
+        return None
+
+    def end_bundle(self) -> None:
+        """Save: the bundle was committed or given up; release temporary files."""
+
+    def prepare(self, meta: BundleMeta, source: PieceSource, context: LoadContext) -> None:
+        """Load: called once before the first `decode` of this bundle."""
+
+    def close(self) -> None:
+        """Load: the bundle is no longer read."""
 
 
 def blob_member_name(digest: str) -> str:
@@ -89,6 +149,8 @@ class RawCodec(BlobCodec):
 
 
 _CODECS: dict[str, type[BlobCodec]] = {}
+# Codecs whose module is imported only when a bundle uses them (they pull in native code).
+_LAZY_CODECS = {"dedup": "transship.bundle.dedup_codec"}
 
 
 def register_codec(codec: type[BlobCodec]) -> type[BlobCodec]:
@@ -98,10 +160,14 @@ def register_codec(codec: type[BlobCodec]) -> type[BlobCodec]:
 
 
 def get_codec(encoding: str) -> BlobCodec:
+    if encoding not in _CODECS and encoding in _LAZY_CODECS:
+        import importlib
+
+        importlib.import_module(_LAZY_CODECS[encoding])  # registers it
     try:
         return _CODECS[encoding]()
     except KeyError:
-        known = ", ".join(sorted(_CODECS))
+        known = ", ".join(known_encodings())
         raise BundleError(
             f"blob encoding {encoding!r} is not known to this transship (knows: {known}); "
             "upgrade transship to read this bundle"
@@ -109,7 +175,7 @@ def get_codec(encoding: str) -> BlobCodec:
 
 
 def known_encodings() -> Sequence[str]:
-    return sorted(_CODECS)
+    return sorted({*_CODECS, *_LAZY_CODECS})
 
 
 register_codec(RawCodec)

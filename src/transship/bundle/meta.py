@@ -13,11 +13,14 @@ which offset and how many bytes it lies, and every data file has its size and sh
       "blobs": [{digest, size, media_type, encoding: "raw",
                  pieces: [{file, member, offset, length}], params: {}}],
       "data_files": [{name, size, sha256}],
-      "parents": [{id, file, blobs: [{digest, size, media_type}]}]
+      "parents": [{id, file, blobs: [{digest, size, media_type}]}],
+      "codec_data": {"dedup": {pieces: [...], params: {...}}}   # only when a codec has some
     }
 
 `encoding` names the codec that turns a blob's stored pieces back into its bytes
 (see codecs.py); `params` holds whatever that codec needs beyond the pieces.
+`codec_data` holds, per encoding, what a codec stored once for the whole bundle (the
+dedup codec's content store); its pieces are verified like every blob's.
 """
 
 from __future__ import annotations
@@ -105,6 +108,13 @@ class BlobEntry(_Model):
     @property
     def descriptor(self) -> Descriptor:
         return Descriptor(self.media_type, self.digest, self.size)
+
+
+class CodecData(_Model):
+    """What a codec stored for the whole bundle rather than per blob."""
+
+    pieces: list[Piece] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class ManifestEntry(_Model):
@@ -220,10 +230,17 @@ class BundleMeta(_Model):
     blobs: list[BlobEntry] = Field(default_factory=list)
     data_files: list[DataFileEntry] = Field(default_factory=list)
     parents: list[ParentEntry] = Field(default_factory=list)
+    codec_data: dict[str, CodecData] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> BundleMeta:
         files = {f.name for f in self.data_files}
+        for encoding, data in self.codec_data.items():
+            for piece in data.pieces:
+                if piece.file not in files:
+                    raise ValueError(
+                        f"{encoding} data lies in {piece.file!r}, which is not a listed data file"
+                    )
         seen: set[str] = set()
         for blob in self.blobs:
             if blob.digest in seen:
@@ -242,13 +259,17 @@ class BundleMeta(_Model):
     def parent_of_blob(self) -> dict[str, ParentEntry]:
         return {b.digest: p for p in self.parents for b in p.blobs}
 
+    def all_pieces(self) -> list[Piece]:
+        """Every piece the meta points at: the blobs' and the codecs' own."""
+        pieces = [p for blob in self.blobs for p in blob.pieces]
+        pieces += [p for data in self.codec_data.values() for p in data.pieces]
+        return pieces
+
     def to_json(self) -> str:
-        return (
-            json.dumps(
-                self.model_dump(mode="json", exclude_none=True), indent=2, ensure_ascii=False
-            )
-            + "\n"
-        )
+        doc = self.model_dump(mode="json", exclude_none=True)
+        if not doc["codec_data"]:
+            del doc["codec_data"]  # raw bundles read the same as before it existed
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
 def now_iso() -> str:

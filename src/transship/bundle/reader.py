@@ -4,20 +4,26 @@
 right size and sha256, and is a plain tar whose members are safe regular files where the
 meta says they are; it reports every problem in one error before anything is read.
 Blobs are read by (file, offset, length), the tar header in front of each piece checked,
-and every blob's digest verified as it streams.
+and every blob's digest verified as it streams: a consumer sees the error before the end
+of a wrong stream, so a destination that verifies on completion never keeps it.
+
+A codec with bundle-level data (dedup) is prepared once per reader, before its first blob
+is decoded: lazily, or at once with `prepare_codecs` (loads do that, so that a damaged
+store or recipe stops the load before anything is pushed).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from transship.bundle.codecs import get_codec
+from transship.bundle.codecs import BlobCodec, LoadContext, get_codec
 from transship.bundle.meta import BlobEntry, BundleMeta, DataFileEntry, Piece, load_meta
 from transship.bundle.tarfmt import BLOCK, check_header_before, scan_archive
 from transship.errors import BundleError, DigestMismatchError, NotFoundError
@@ -192,6 +198,10 @@ class BundleReader:
         self._parents = self.meta.parent_of_blob()
         self._source = FilePieceSource(self.directory)
         self.verified = False
+        self._codecs: dict[str, BlobCodec] = {}
+        self._codec_errors: dict[str, BundleError] = {}
+        self._codec_lock = threading.Lock()
+        self._context: LoadContext | None = None
 
     @property
     def name(self) -> str:
@@ -200,9 +210,8 @@ class BundleReader:
     def verify(self) -> None:
         """Raise BundleVerificationError naming every missing or damaged data file."""
         pieces: dict[str, list[Piece]] = {}
-        for blob in self.meta.blobs:
-            for piece in blob.pieces:
-                pieces.setdefault(piece.file, []).append(piece)
+        for piece in self.meta.all_pieces():
+            pieces.setdefault(piece.file, []).append(piece)
         problems = verify_data_files(self.directory, self.meta.data_files, pieces, self.workers)
         if problems:
             raise BundleVerificationError(self.name, problems)
@@ -210,6 +219,43 @@ class BundleReader:
             for manifest in image.manifests():
                 manifest.raw()  # raises if the meta's manifest bytes were edited
         self.verified = True
+
+    def encodings(self) -> list[str]:
+        return sorted({b.encoding for b in self.meta.blobs} | set(self.meta.codec_data))
+
+    def prepare_codecs(self, context: LoadContext | None = None) -> None:
+        """Prepare every codec the bundle uses now (raises BundleError naming what is
+        wrong); `context` says where parent bundles and the load target are."""
+        if context is not None:
+            self._context = context
+        for encoding in self.encodings():
+            self._codec(encoding)
+
+    def _codec(self, encoding: str) -> BlobCodec:
+        with self._codec_lock:
+            if encoding in self._codec_errors:  # preparing is costly: fail the same way
+                raise self._codec_errors[encoding]
+            codec = self._codecs.get(encoding)
+            if codec is None:
+                codec = get_codec(encoding)
+                context = self._context or LoadContext(self.directory, self.name)
+                try:
+                    codec.prepare(self.meta, self._source, context)
+                except BundleError as e:
+                    codec.close()
+                    self._codec_errors[encoding] = e
+                    raise
+                except BaseException:
+                    codec.close()
+                    raise
+                self._codecs[encoding] = codec
+            return codec
+
+    def close(self) -> None:
+        with self._codec_lock:
+            codecs, self._codecs = list(self._codecs.values()), {}
+        for codec in codecs:
+            codec.close()
 
     def blob_entry(self, digest: str) -> BlobEntry | None:
         return self._blobs.get(digest)
@@ -231,7 +277,7 @@ class BundleReader:
 
     def _stream(self, entry: BlobEntry, offset: int) -> Iterator[bytes]:
         verifier = DigestVerifier(entry.digest, entry.size)
-        chunks = get_codec(entry.encoding).decode(entry, self._source)
+        chunks = self._codec(entry.encoding).decode(entry, self._source)
         for chunk in chunks:
             verifier.update(chunk)
             if offset >= len(chunk):

@@ -15,7 +15,8 @@ complete tar archive.
 Resume: a run that stops (crash, ^C, disk full) leaves its data files and journals. The
 next run with the same folder and name re-reads each journaled blob, keeps those whose
 bytes still hash right, cuts everything after the last good member, and reports those
-blobs as present so they are not fetched again.
+blobs as present so they are not fetched again. A codec that is not `resumable` (dedup:
+its blobs need the content store, written only at commit) makes the next run start over.
 
 `BundleWriter` adds the bundle around it: naming, the in-progress state file, single-file
 mode (one data file that is also an OCI layout and docker-archive), and the meta.
@@ -27,17 +28,18 @@ import json
 import os
 import queue
 import re
+import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from transship import __version__
-from transship.bundle.codecs import BlobCodec, RawCodec, get_codec
+from transship.bundle.codecs import BlobCodec, ParentBundle, PieceSink, RawCodec, get_codec
 from transship.bundle.datafile import (
     ChunkTaker,
     DataFile,
@@ -56,6 +58,7 @@ from transship.bundle.meta import (
     VERSION,
     BlobEntry,
     BundleMeta,
+    CodecData,
     DataFileEntry,
     ImageEntry,
     ParentEntry,
@@ -387,12 +390,27 @@ class BlobStoreWriter:
                 digest=desc.digest,
                 size=desc.size,
                 media_type=desc.media_type,
-                encoding=codec.encoding,
+                encoding=encoded.encoding or codec.encoding,
                 pieces=encoded.pieces,
                 params=encoded.params,
             )
             txn.commit([{"blob": entry.model_dump(mode="json")}] if self.journal else [])
             return entry
+        except BaseException:
+            txn.rollback()
+            raise
+        finally:
+            self._free.put(slot)
+
+    def write_members(self, write: Callable[[PieceSink], CodecData | None]) -> CodecData | None:
+        """Let `write` store members that belong to no blob (a codec's bundle-level data)
+        through one slot; all of them are cut again if it fails."""
+        slot = self._free.get()
+        txn = _Transaction(self, slot)
+        try:
+            result = write(txn)
+            txn.commit([])
+            return result
         except BaseException:
             txn.rollback()
             raise
@@ -529,6 +547,7 @@ class BundleWriter:
         options: dict[str, Any] | None = None,
         platform: Platform | None = None,
         overwrite: bool = False,
+        parents: Sequence[ParentBundle] = (),
     ):
         if single_file and volume_size is not None:
             raise ConfigError(
@@ -554,6 +573,8 @@ class BundleWriter:
         }
         self.meta_path = self.directory / f"{name}{META_SUFFIX}"
         self.partial_path = self.directory / f"{name}{PARTIAL_SUFFIX}"
+        # Temporary files of the codec (dedup's spilled contents), removed at the end.
+        self.work_dir = self.directory / f".{name}.work"
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -567,7 +588,15 @@ class BundleWriter:
         )
         self.resumed = self._start(overwrite)
         self._committed = False
+        self._codec_ended = False
         self.notes: list[str] = []  # what other tools will not see in a single-file bundle
+        shutil.rmtree(self.work_dir, ignore_errors=True)  # left by a crashed run
+        try:
+            self.codec.begin_bundle(self.work_dir, parents)  # creates it if it needs it
+        except BaseException:
+            self.store.close()
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+            raise
 
     def _signature(self) -> dict[str, Any]:
         # What must not change between a run and its resumption.
@@ -590,7 +619,9 @@ class BundleWriter:
         leftovers = self.store.existing_files()
         if state is not None and state.get("signature") == self._signature():
             self.id = state.get("id", self.id)
-            return self.store.resume()
+            if self.codec.resumable:
+                return self.store.resume()
+            # Not resumable: the earlier run's files are ours (the state says so); start over.
         if leftovers and state is None and not overwrite:
             names = ", ".join(p.name for p in list(leftovers.values())[:3])
             raise BundleError(
@@ -645,6 +676,7 @@ class BundleWriter:
         """Finish the data files and write the meta file, last."""
         if self.single_file:
             self._write_layout(images)
+        codec_data = self.store.write_members(self.codec.finish_bundle)
         files = self.store.finish()
         meta = BundleMeta(
             format=FORMAT,
@@ -657,12 +689,22 @@ class BundleWriter:
             blobs=sorted(self.store.entries(), key=lambda b: b.digest),
             data_files=files,
             parents=parents,
+            codec_data={self.codec.encoding: codec_data} if codec_data else {},
         )
         write_meta(self.meta_path, meta)
         self._committed = True
         self.store.remove_journals()
         self.partial_path.unlink(missing_ok=True)
+        self._end_codec()
         return meta
+
+    def _end_codec(self) -> None:
+        if not self._codec_ended:
+            self._codec_ended = True
+            try:
+                self.codec.end_bundle()
+            finally:
+                shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def _write_layout(self, images: list[ImageEntry]) -> None:
         layout_images = []
@@ -690,7 +732,9 @@ class BundleWriter:
     def abort(self) -> None:
         """Stop: no meta is written; data files and journals stay so a re-run resumes."""
         self.store.close()
+        self._end_codec()
 
     def close(self) -> None:
         if not self._committed:
             self.store.close()
+        self._end_codec()

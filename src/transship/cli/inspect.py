@@ -46,6 +46,12 @@ def bundle_report(meta_path: Path) -> dict:
                 "bytes_in_this_bundle": sum(s for d, s in blobs.items() if d in stored),
             }
         )
+    dedup = None
+    if "dedup" in meta.codec_data:
+        from transship.bundle.dedup_codec import bundle_stats
+
+        stats = bundle_stats(meta)
+        dedup = stats.to_dict() if stats else None
     data_bytes = sum(f.size for f in meta.data_files)
     blob_bytes = sum(b.size for b in meta.blobs)
     return {
@@ -63,6 +69,7 @@ def bundle_report(meta_path: Path) -> dict:
         "saved_by_sharing": max(
             0, summed - blob_bytes - sum(b.size for p in meta.parents for b in p.blobs)
         ),
+        "dedup": dedup,
         "parents": [
             {
                 "id": p.id,
@@ -116,6 +123,11 @@ def inspect(
         markup=False,
         soft_wrap=True,
     )
+    if report["dedup"]:
+        from transship.bundle.dedup_stats import DedupStats
+
+        for line in DedupStats.from_dict(report["dedup"]).summary_lines(human_bytes):
+            console.print(line, markup=False, soft_wrap=True)
     for parent in report["parents"]:
         console.print(
             f"needs parent bundle {parent['file']} (id {parent['id'][:12]}) loaded first: "

@@ -162,6 +162,8 @@ def save(
     if not json_output:
         print_summary(console, summary, [(i.text, i.reason) for i in plan.invalid])
     if written:
+        for line in _codec_summary(written):
+            console.print(line, markup=False, soft_wrap=True)
         console.print(f"bundle written: {written}", markup=False, soft_wrap=True)
     else:
         console.print(
@@ -169,3 +171,19 @@ def save(
         )
     failed = summary.failed or summary.invalid or plan.invalid
     raise typer.Exit(EXIT_FAILED if failed or not written else EXIT_OK)
+
+
+def _codec_summary(meta_path: Path) -> list[str]:
+    """What a codec did (dedup: layers split or kept as they are, and why)."""
+    if not meta_path.name.endswith(".meta.json"):
+        return []
+    from transship.bundle.meta import load_meta
+
+    meta = load_meta(meta_path)
+    if "dedup" not in meta.codec_data:
+        return []
+    from transship.bundle.dedup_codec import bundle_stats
+    from transship.cli.render import human_bytes
+
+    stats = bundle_stats(meta)
+    return stats.summary_lines(human_bytes) if stats else []

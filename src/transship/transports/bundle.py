@@ -14,19 +14,24 @@ after copying the image. Images without one get their target name as source.
 Loading: `BundleSource` verifies every data file on opening (unless told not to) and
 serves manifests from the meta and blobs from the data files, each digest verified as it
 streams. `check_parents(destination)` must pass before an incremental bundle is loaded.
+`prepare_load(destination)` does that and prepares the bundle's codecs (dedup: checks
+every layer recipe and unpacks the content store) before anything is pushed. A dedup
+bundle that left file contents to its parents reads them from the parents' files when
+they are at hand, else from the target when it is a registry (read through the same
+client); other targets need the parents' files.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 from transship.bundle.chain import ParentChain, check_parents_loaded, left_to_parents
-from transship.bundle.codecs import BlobCodec
-from transship.bundle.meta import META_SUFFIX, BundleMeta, ImageEntry, ManifestEntry
+from transship.bundle.codecs import BlobCodec, LoadContext, ParentBundle
+from transship.bundle.meta import META_SUFFIX, BundleMeta, ImageEntry, ManifestEntry, load_meta
 from transship.bundle.reader import BundleReader
 from transship.bundle.writer import BundleWriter
 from transship.errors import BundleError, ConfigError, NotFoundError
@@ -34,7 +39,13 @@ from transship.oci import mediatypes as mt
 from transship.oci.descriptor import Descriptor, Platform
 from transship.oci.digest import is_digest
 from transship.oci.manifest import ImageIndex, RawManifest
-from transship.transports.base import Destination, ImageLocation, ProgressCallback, Source
+from transship.transports.base import (
+    Destination,
+    ImageLocation,
+    ProgressCallback,
+    Source,
+    iter_stream,
+)
 
 
 def split_meta_path(path: str | Path) -> tuple[Path, str]:
@@ -135,7 +146,8 @@ class BundleDestination(Destination):
         overwrite: bool = False,
     ):
         directory, name = split_meta_path(path)
-        self.chain = ParentChain.load(since)
+        parents = [ParentBundle(Path(p), load_meta(p)) for p in since]
+        self.chain = ParentChain((p.path.name, p.meta) for p in _distinct(parents))
         self.writer = BundleWriter(
             directory,
             name,
@@ -149,6 +161,7 @@ class BundleDestination(Destination):
             },
             platform=platform,
             overwrite=overwrite,
+            parents=_distinct(parents),
         )
         self.meta_path = self.writer.meta_path
         self.meta: BundleMeta | None = None
@@ -272,11 +285,58 @@ class BundleSource(Source):
         destination: Destination,
         repository_map: Callable[[str], str] = lambda repository: repository,
     ) -> Destination:
-        """Check the parents (before anything is pushed) and return the destination to
-        load into: for an incremental bundle, one that mounts blobs left to a parent from
-        the repository where the target holds them."""
+        """Check the parents and prepare the codecs (before anything is pushed) and
+        return the destination to load into: for an incremental bundle, one that mounts
+        blobs left to a parent from the repository where the target holds them."""
         homes = self.check_parents(destination.has_blob, repository_map)
+        context = LoadContext(
+            self.reader.directory,
+            self.reader.name,
+            open_target_blob=_target_blob_opener(destination, repository_map),
+        )
+        try:
+            self.reader.prepare_codecs(context)
+        except BundleError as e:
+            raise BundleError(f"{e}; nothing was pushed") from None
         return ParentBlobMounter(destination, homes) if homes else destination
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def _distinct(parents: list[ParentBundle]) -> list[ParentBundle]:
+    seen: set[str] = set()
+    out = []
+    for parent in parents:
+        if parent.meta.id not in seen:
+            seen.add(parent.meta.id)
+            out.append(parent)
+    return out
+
+
+def _target_blob_opener(
+    destination: Destination, repository_map: Callable[[str], str]
+) -> Callable[[str, Sequence[str]], Iterator[bytes]] | None:
+    """How to read a blob back from the load target: registries only."""
+    from transship.transports.registry import RegistryDestination
+
+    if not isinstance(destination, RegistryDestination):
+        return None
+    client = destination.client
+
+    def open_blob(digest: str, repositories: Sequence[str]) -> Iterator[bytes]:
+        tried = list(dict.fromkeys(repository_map(r) for r in repositories))
+        for repository in tried:
+            if client.head_blob(repository, digest) is None:
+                continue
+            with client.open_blob(repository, digest) as stream:
+                yield from iter_stream(stream)
+            return
+        raise NotFoundError(
+            f"the target holds layer {digest} in none of {', '.join(tried) or 'no repository'}"
+        )
+
+    return open_blob
 
 
 class ParentBlobMounter(Destination):

@@ -1,0 +1,118 @@
+"""What the dedup codec did with a bundle's blobs, kept in the meta and shown by
+`transship save` and `transship inspect`: which layers were split into file contents
+(and how their gzip is rebuilt), which were stored as they are and why, and how many
+file contents and bytes the content store holds."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+# Why a layer is stored as it is, in words a summary can group by.
+REASON_ZSTD = "zstd-compressed"
+REASON_NOT_LAYER = "neither gzip nor tar"
+REASON_BAD_GZIP = "not a valid gzip stream"
+REASON_NO_ENCODER = "gzip not reproducible"
+
+
+@dataclass
+class Tally:
+    count: int = 0
+    bytes: int = 0
+
+    def add(self, size: int) -> None:
+        self.count += 1
+        self.bytes += size
+
+
+@dataclass
+class DedupStats:
+    split: dict[str, Tally] = field(default_factory=dict)  # how the layer is rebuilt → tally
+    raw_layers: dict[str, Tally] = field(default_factory=dict)  # reason → tally
+    other_blobs: Tally = field(default_factory=Tally)  # configs and other non-layers
+    tar_bytes: int = 0  # uncompressed size of the split layers
+    recipe_bytes: int = 0
+    contents_seen: int = 0  # file contents referenced by split layers (with repeats)
+    contents_seen_bytes: int = 0
+    contents_stored: int = 0
+    contents_stored_bytes: int = 0
+    contents_in_parents: int = 0  # left out: a parent bundle carries them
+    store_bytes: int = 0  # compressed content store
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add_split(self, how: str, size: int, tar_size: int, recipe_size: int) -> None:
+        with self._lock:
+            self.split.setdefault(how, Tally()).add(size)
+            self.tar_bytes += tar_size
+            self.recipe_bytes += recipe_size
+
+    def add_raw_layer(self, reason: str, size: int) -> None:
+        with self._lock:
+            self.raw_layers.setdefault(reason, Tally()).add(size)
+
+    def add_other(self, size: int) -> None:
+        with self._lock:
+            self.other_blobs.add(size)
+
+    def to_dict(self) -> dict[str, Any]:
+        with self._lock:
+            out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
+        out["split"] = {k: asdict(v) for k, v in out["split"].items()}
+        out["raw_layers"] = {k: asdict(v) for k, v in out["raw_layers"].items()}
+        out["other_blobs"] = asdict(out["other_blobs"])
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DedupStats:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "_lock"}
+        stats = cls(**known)
+        stats.split = {k: Tally(**v) for k, v in stats.split.items()}  # type: ignore[arg-type]
+        stats.raw_layers = {k: Tally(**v) for k, v in stats.raw_layers.items()}  # type: ignore[arg-type]
+        if isinstance(stats.other_blobs, dict):
+            stats.other_blobs = Tally(**stats.other_blobs)
+        return stats
+
+    # -- figures for summaries ----------------------------------------------------------------
+
+    @property
+    def split_layers(self) -> Tally:
+        return Tally(
+            sum(t.count for t in self.split.values()), sum(t.bytes for t in self.split.values())
+        )
+
+    @property
+    def raw_layer_total(self) -> Tally:
+        return Tally(
+            sum(t.count for t in self.raw_layers.values()),
+            sum(t.bytes for t in self.raw_layers.values()),
+        )
+
+    def summary_lines(self, human_bytes: Any = str) -> list[str]:
+        """Two or three lines for people (`human_bytes` formats a byte count)."""
+        split, raw = self.split_layers, self.raw_layer_total
+        layers = split.count + raw.count
+        ways = ", ".join(f"{t.count} {how}" for how, t in sorted(self.split.items()))
+        lines = [
+            f"dedup: {split.count} of {layers} layers split into file contents "
+            f"({human_bytes(split.bytes)} of {human_bytes(split.bytes + raw.bytes)} compressed"
+            f"{'; ' + ways if ways else ''}), rebuilt bit-exact at load"
+        ]
+        if raw.count:
+            reasons = ", ".join(
+                f"{t.count} {reason} ({human_bytes(t.bytes)})"
+                for reason, t in sorted(self.raw_layers.items())
+            )
+            lines.append(f"dedup: {raw.count} layers stored as they are: {reasons}")
+        parents = (
+            f", {self.contents_in_parents} left to parent bundles"
+            if self.contents_in_parents
+            else ""
+        )
+        lines.append(
+            f"dedup: {self.contents_seen} file contents ({human_bytes(self.contents_seen_bytes)}), "
+            f"{self.contents_stored} distinct stored ({human_bytes(self.contents_stored_bytes)})"
+            f"{parents}; content store {human_bytes(self.store_bytes)}, "
+            f"layer recipes {human_bytes(self.recipe_bytes)}"
+        )
+        return lines
