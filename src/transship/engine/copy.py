@@ -350,13 +350,10 @@ class CopyEngine:
                     futures.append(future)
         for desc, other in deferred:
             placeholder = self._blob_tasks[(repo, desc.digest)]
-            try:
-                other.result()
-                home = self._first_home[desc.digest][0]
-            except Exception:
-                home = None  # it failed there; try on our own
-            inner = self._blob_pool.submit(self._transfer_blob, job, desc, home)
-            _chain(inner, placeholder)
+            # Each mount starts as soon as its blob has arrived in its first repository.
+            other.add_done_callback(
+                lambda done, d=desc, p=placeholder: self._after_first_home(job, d, done, p)
+            )
             futures.append(placeholder)
         errors = []
         for future in futures:
@@ -366,6 +363,17 @@ class CopyEngine:
                 errors.append(e)
         if errors:
             raise errors[0]
+
+    def _after_first_home(
+        self, job: CopyJob, desc: Descriptor, done: Future[str], placeholder: Future[str]
+    ) -> None:
+        home = self._first_home[desc.digest][0] if done.exception() is None else None
+        try:  # where it failed, this repository tries on its own
+            inner = self._blob_pool.submit(self._transfer_blob, job, desc, home)
+        except RuntimeError as e:  # the pool is shutting down
+            placeholder.set_exception(e)
+            return
+        _chain(inner, placeholder)
 
     def _transfer_blob(self, job: CopyJob, desc: Descriptor, mount_from: str | None) -> str:
         self._raise_if_cancelled()
