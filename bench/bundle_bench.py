@@ -354,15 +354,18 @@ def scenario_save(bench: Bench, tools: list[Tool]) -> dict:
         return measurement
 
     results = run_alternating(tools, bench.runs, trial)
-    rows = summarize(results, baseline="skopeo-archive" if _ran(tools, "skopeo-archive") else None)
-    base = next((r for r in rows if r["tool"] == "skopeo-archive" and r.get("stored_bytes")), None)
+    available = [t.name for t in tools if t.available]
+    baseline = "skopeo-archive" if "skopeo-archive" in available else next(iter(available), None)
+    rows = summarize(results, baseline)
+    base = next((r for r in rows if r["tool"] == baseline and r.get("stored_bytes")), None)
     table = save_table(title, rows, base)
     print("\n" + table, flush=True)
     return {"title": title, "table": table, "rows": _with_runs(rows, results)}
 
 
 def save_table(title: str, rows: list[dict], base: dict | None) -> str:
-    vs = " (vs (a))" if base else ""
+    short = {"skopeo-archive": "(a)", "transship": "raw"}
+    vs = f" (vs {short.get(base['tool'], base['tool'])})" if base else ""
     headers = [
         "route",
         "time (median)",
