@@ -113,6 +113,12 @@ class ReplayableStream(io.RawIOBase):
         n = self.readinto(buffer)
         return bytes(buffer[:n])
 
+    def fill(self) -> None:
+        """Receive the rest of the stream into the spool now (reads then come from it)."""
+        while self._pull():
+            pass
+        self._current = memoryview(b"")
+
     def replay(self) -> Iterator[bytes]:
         """Every byte of the blob from its start: the spool, then the rest of the stream."""
         offset = 0
@@ -181,3 +187,32 @@ def open_pieces(pieces: Sequence[Piece], source: PieceSource) -> BinaryIO:
 def pieces_of(pieces: Sequence[Piece], member: str) -> list[Piece]:
     """The pieces that hold member `member` (one, or its `.partNNN` parts in order)."""
     return [p for p in pieces if p.member == member or p.member.startswith(member + ".part")]
+
+
+_MMAP_THRESHOLD = 256 << 10
+_malloc_tuned = False
+
+
+def keep_big_buffers_out_of_the_heap() -> None:
+    """Make glibc serve every allocation of 256 KiB or more with its own mapping, given
+    back when freed. By default glibc raises that threshold each time such a block is
+    freed, after which the MiB-sized buffers that many threads allocate and free while
+    splitting layers stay in per-thread heaps and the process grows by ~100 MB (measured
+    on a 24-image save: peak RSS 302 MiB before, 211 MiB after). Other platforms: no-op."""
+    global _malloc_tuned
+    if _malloc_tuned:
+        return
+    _malloc_tuned = True
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt(-3, _MMAP_THRESHOLD)  # M_MMAP_THRESHOLD (also stops it from moving)

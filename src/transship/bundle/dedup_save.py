@@ -12,6 +12,12 @@ Each blob the engine hands over (from any number of threads) goes one of three w
 - anything else (configs, zstd layers, layers whose gzip cannot be rebuilt): stored as
   the raw codec would, `encoding: raw` in the meta, with the reason in its params.
 
+Splitting is CPU work (the gzip analysis re-encodes the layer) and costs some 50-70 MB per
+layer being split, so at most one layer per core is split at a time (`max_splitting`).
+The engine's other workers meanwhile receive their layers into spool files, so the
+source connections never wait on the CPU and memory stays bounded however many
+transfers run in parallel.
+
 Each split layer's recipe (skeleton, content list, gzip recipe) is one member
 `dedup/layers/<hex>`. At commit, `finish` writes the zstd content store, every distinct
 file content once (`dedup/store.zst`), and returns what the meta keeps: where the store
@@ -23,7 +29,9 @@ the contents it left out, and the statistics.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -130,8 +138,16 @@ def _parent_layer_homes(parents: Sequence[ParentBundle]) -> dict[str, list[str]]
 class DedupBundleSave:
     """One bundle's dedup state while it is saved; thread-safe."""
 
-    def __init__(self, work_dir: Path, parents: Sequence[ParentBundle] = ()):
+    def __init__(
+        self,
+        work_dir: Path,
+        parents: Sequence[ParentBundle] = (),
+        max_splitting: int | None = None,
+    ):
         self.work_dir = work_dir
+        self._splitting = threading.BoundedSemaphore(
+            max_splitting or min(4, max(1, os.cpu_count() or 1))
+        )
         try:
             work_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -180,7 +196,7 @@ class DedupBundleSave:
         from transship import gzip_rebuild
 
         spool = self.work_dir / f"blob-{next(self._spool_ids):06d}.spool"
-        with ReplayableStream(chunks, spool) as stream:
+        with ReplayableStream(chunks, spool) as stream, self._split_turn(stream):
             layer = self.session.open_layer(desc.digest)
             try:
                 gzip_recipe = gzip_rebuild.analyze(stream, layer.write)
@@ -206,15 +222,28 @@ class DedupBundleSave:
         return self._store_recipe(desc, recipe, _gzip_method(gzip_recipe), sink, "gzip")
 
     def _tar_layer(self, desc: Descriptor, chunks: Iterable[bytes], sink: PieceSink) -> EncodedBlob:
-        layer = self.session.open_layer(desc.digest)
-        try:
-            for chunk in chunks:
-                layer.write(chunk)
-        except BaseException:
-            layer.abort()
-            raise
-        recipe = layer.finish(b"")
+        spool = self.work_dir / f"blob-{next(self._spool_ids):06d}.spool"
+        with ReplayableStream(chunks, spool) as stream, self._split_turn(stream):
+            layer = self.session.open_layer(desc.digest)
+            try:
+                while chunk := stream.read(_CHUNK):
+                    layer.write(chunk)
+            except BaseException:
+                layer.abort()
+                raise
+            recipe = layer.finish(b"")
         return self._store_recipe(desc, recipe, "uncompressed tar", sink, "none")
+
+    @contextlib.contextmanager
+    def _split_turn(self, stream: ReplayableStream) -> Iterator[None]:
+        """Wait for a free splitting slot, receiving the blob into its spool meanwhile."""
+        if not self._splitting.acquire(blocking=False):
+            stream.fill()
+            self._splitting.acquire()
+        try:
+            yield
+        finally:
+            self._splitting.release()
 
     def _store_recipe(
         self, desc: Descriptor, recipe: LayerRecipe, how: str, sink: PieceSink, compression: str
