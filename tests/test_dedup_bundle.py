@@ -388,6 +388,28 @@ def test_interrupted_dedup_save_starts_over_and_never_looks_complete(fixture_ima
         source.close()
 
 
+def test_dedup_bundle_split_into_volumes_loads(fixture_images, tmp_path):
+    layout, images = fixture_images
+    names = [image_name(GZIP_FIXTURES[0]), image_name(GZIP_FIXTURES[3])]
+    volume = 512 * 1024
+    meta_path = tmp_path / "v.meta.json"
+    dst = BundleDestination(meta_path, codec=get_codec("dedup"), volume_size=volume)
+    copy_all(OCILayoutSource(layout.path), dst, [("", n, f"fx/{n}", "v1") for n in names])
+    meta = load_meta(meta_path)
+    store = [p for p in meta.codec_data["dedup"].pieces if p.member.startswith(STORE_MEMBER)]
+    assert len(store) > 1 and all(p.member.startswith(STORE_MEMBER + ".part") for p in store)
+    assert all(f.size < volume for f in meta.data_files)
+    source = BundleSource(meta_path)
+    try:
+        source.reader.prepare_codecs()
+        for name in names:
+            for digest in images[name].blobs:
+                data = b"".join(source.reader.read_blob(digest))
+                assert "sha256:" + hashlib.sha256(data).hexdigest() == digest
+    finally:
+        source.close()
+
+
 def test_raw_bundles_have_no_codec_data(fixture_images, tmp_path):
     layout, images = fixture_images
     name = image_name(TAR_FIXTURES[0])
