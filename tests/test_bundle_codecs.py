@@ -1,5 +1,6 @@
 """Codecs plug into the bundle: a toy content-addressed chunk codec (pieces shared between
-blobs, stored once) goes through writer, meta, verification, reader and resume."""
+blobs, stored once) goes through writer, meta, verification, reader and resume; a toy codec
+with bundle-level data (a dictionary written at commit) goes through the bundle hooks."""
 
 import hashlib
 import os
@@ -10,14 +11,15 @@ import pytest
 from transship.bundle.codecs import (
     BlobCodec,
     EncodedBlob,
+    LoadContext,
     PieceSink,
     PieceSource,
     get_codec,
     known_encodings,
     register_codec,
 )
-from transship.bundle.meta import BlobEntry, load_meta, write_meta
-from transship.bundle.reader import BundleReader
+from transship.bundle.meta import BlobEntry, BundleMeta, CodecData, load_meta, write_meta
+from transship.bundle.reader import BundleReader, BundleVerificationError
 from transship.bundle.writer import BundleWriter
 from transship.errors import BundleError
 from transship.oci.descriptor import Descriptor
@@ -100,3 +102,82 @@ def test_meta_naming_an_unknown_encoding_fails_clearly_on_read(tmp_path):
     with pytest.raises(BundleError, match="'zz-future' is not known"):
         b"".join(reader.read_blob(blob(data).digest))
     assert load_meta(tmp_path / "c.meta.json").blobs[0].encoding == "zz-future"
+
+
+@register_codec
+class XorCodec(BlobCodec):
+    """Each blob XORed with one key chosen per bundle; the key is bundle-level data,
+    written once at commit and read once before the first blob."""
+
+    encoding = "test-xor"
+    resumable = False
+    events: list[str] = []
+
+    def begin_bundle(self, work_dir, parents) -> None:
+        self.events.append(f"begin {len(parents)}")
+        self.key = os.urandom(1)[0] | 1
+
+    def encode(self, desc: Descriptor, chunks: Iterable[bytes], sink: PieceSink) -> EncodedBlob:
+        data = bytes(b ^ self.key for b in b"".join(chunks))
+        if not data.startswith(bytes([ord("R") ^ self.key])):
+            return EncodedBlob(sink.write_piece(f"x/{desc.digest[7:]}", len(data), [data]))
+        raw = bytes(b ^ self.key for b in data)  # blobs starting with R: as the raw codec
+        return EncodedBlob(sink.write_piece(f"r/{desc.digest[7:]}", len(raw), [raw]), {}, "raw")
+
+    def finish_bundle(self, sink: PieceSink) -> CodecData:
+        self.events.append("finish")
+        return CodecData(pieces=sink.write_piece("x/key", 1, [bytes([self.key])]))
+
+    def end_bundle(self) -> None:
+        self.events.append("end")
+
+    def prepare(self, meta: BundleMeta, source: PieceSource, context: LoadContext) -> None:
+        self.events.append("prepare")
+        self.key = b"".join(source.read_piece(meta.codec_data["test-xor"].pieces[0]))[0]
+
+    def decode(self, entry: BlobEntry, source: PieceSource, offset: int = 0) -> Iterator[bytes]:
+        for piece in entry.pieces:
+            yield bytes(b ^ self.key for b in b"".join(source.read_piece(piece)))
+
+
+def test_bundle_level_codec_data_is_written_at_commit_verified_and_prepared_once(tmp_path):
+    XorCodec.events.clear()
+    a, b = os.urandom(3000), b"R" + os.urandom(100)
+    writer = BundleWriter(tmp_path, "x", codec=XorCodec(), parents=[])
+    writer.put_blob(blob(a), [a])
+    writer.put_blob(blob(b), [b])
+    meta = writer.commit([], [])
+    assert XorCodec.events == ["begin 0", "finish", "end"]
+    assert meta.codec_data["test-xor"].pieces[0].member == "x/key"
+    entries = meta.blob_index()
+    assert entries[blob(a).digest].encoding == "test-xor"
+    assert entries[blob(b).digest].encoding == "raw"  # stored as another codec would
+
+    reader = BundleReader(tmp_path / "x.meta.json")
+    reader.verify()
+    assert b"".join(reader.read_blob(blob(a).digest)) == a
+    assert b"".join(reader.read_blob(blob(a).digest, offset=7)) == a[7:]
+    assert b"".join(reader.read_blob(blob(b).digest)) == b
+    assert XorCodec.events.count("prepare") == 1
+    reader.close()
+
+    # The key's piece is checked like any blob's: a data file that lost it is damaged.
+    key = meta.codec_data["test-xor"].pieces[0]
+    with open(tmp_path / key.file, "r+b") as f:
+        f.seek(key.offset)
+        f.write(b"\0")
+    with pytest.raises(BundleVerificationError):
+        BundleReader(tmp_path / "x.meta.json").verify()
+
+
+def test_a_codec_that_cannot_resume_starts_over(tmp_path):
+    data = os.urandom(5000)
+    writer = BundleWriter(tmp_path, "x", codec=XorCodec())
+    writer.put_blob(blob(data), [data])
+    writer.abort()
+    assert not (tmp_path / "x.meta.json").exists()
+    again = BundleWriter(tmp_path, "x", codec=XorCodec())
+    assert again.resumed == 0 and not again.has_blob(blob(data).digest)
+    again.put_blob(blob(data), [data])
+    again.commit([], [])
+    assert b"".join(BundleReader(tmp_path / "x.meta.json").read_blob(blob(data).digest)) == data
