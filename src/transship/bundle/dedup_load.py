@@ -53,6 +53,10 @@ def read_recipe(entry: BlobEntry, source: PieceSource) -> LayerRecipe:
 
 
 def _parent_candidates(directory: Path, file_name: str) -> list[Path]:
+    if not file_name or "/" in file_name or "\\" in file_name or file_name.startswith("."):
+        return []  # a plain meta file name only, never a path
+    if any(c in file_name for c in "*?["):
+        return []
     near = directory / file_name
     siblings = sorted(directory.parent.glob(f"*/{file_name}")) if directory.parent else []
     return [p for p in dict.fromkeys([near, *siblings]) if p.is_file()]
@@ -110,13 +114,19 @@ class DedupBundleLoad:
                 "but the meta names no content store; the meta file is damaged"
             )
         own = PieceStoreSource(store_pieces, source, f"content store of {self.bundle}")
-        parent_stores, self.missing_parents = _find_parent_stores(
-            data.params, context.directory, {meta.id}
-        )
-        self.external = {
-            layer["digest"]: list(layer.get("repositories", []))
-            for layer in data.params.get("external_layers", [])
-        }
+        try:
+            parent_stores, self.missing_parents = _find_parent_stores(
+                data.params, context.directory, {meta.id}
+            )
+            self.external = {
+                str(layer["digest"]): [str(r) for r in layer.get("repositories", [])]
+                for layer in data.params.get("external_layers", [])
+            }
+        except (KeyError, TypeError, AttributeError, ValueError):
+            raise BundleError(
+                f"bundle {self.bundle}: the meta's dedup section is damaged "
+                "(parents or external layers)"
+            ) from None
         target = None
         opener = context.open_target_blob
         if self.external and opener is not None:
