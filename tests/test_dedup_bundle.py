@@ -23,7 +23,7 @@ from tests.test_copy_integration import raw_manifest, run_done, transship
 from tests.transport_driver import copy_all
 from transship.bundle.codecs import get_codec
 from transship.bundle.dedup_io import PieceStoreSource, ReplayableStream
-from transship.bundle.dedup_save import STORE_MEMBER, layer_member
+from transship.bundle.dedup_save import CONTENTS_MEMBER, STORE_MEMBER, layer_member
 from transship.bundle.dedup_stats import REASON_BAD_GZIP, REASON_ZSTD, DedupStats
 from transship.bundle.meta import Piece, load_meta
 from transship.bundle.reader import FilePieceSource
@@ -355,6 +355,36 @@ def test_incremental_dedup_bundle_stores_only_new_contents_and_loads_after_its_p
     assert images[second].layers[0].digest in refused.stderr + refused.stdout
     assert parent.name in refused.stderr + refused.stdout
     assert stored_blobs(empty) == []
+
+
+def test_a_long_content_list_lies_in_the_data_files_and_since_reads_it_there(
+    fixture_images, tmp_path, monkeypatch
+):
+    import transship.bundle.dedup_save as dedup_save
+
+    monkeypatch.setattr(dedup_save, "_INLINE_CONTENTS", 0)  # every list counts as long
+    layout, images = fixture_images
+    first, second = image_name(GZIP_FIXTURES[0]), image_name(GZIP_FIXTURES[5])
+
+    def save_in_process(meta_path: Path, name: str, since: list[Path]) -> DedupStats:
+        dst = BundleDestination(meta_path, codec=get_codec("dedup"), since=since)
+        copy_all(OCILayoutSource(layout.path), dst, [("", name, f"fx/{name}", "v1")])
+        return DedupStats.from_dict(load_meta(meta_path).codec_data["dedup"].params["stats"])
+
+    parent = tmp_path / "p" / "p.meta.json"
+    save_in_process(parent, first, [])
+    data = load_meta(parent).codec_data["dedup"]
+    assert "contents" not in data.params and data.params["contents_member"] == CONTENTS_MEMBER
+    child = save_in_process(tmp_path / "c" / "c.meta.json", second, [parent])
+    assert child.contents_in_parents > 0 and child.notes == []
+
+    alone = tmp_path / "alone"  # the parent's meta without its data files
+    alone.mkdir()
+    shutil.copy(parent, alone / parent.name)
+    orphan = save_in_process(tmp_path / "o" / "o.meta.json", second, [alone / parent.name])
+    assert orphan.contents_in_parents == 0 and orphan.contents_stored > child.contents_stored
+    assert "not next to its meta" in orphan.notes[0]
+    assert any(line.endswith(orphan.notes[0]) for line in orphan.summary_lines())
 
 
 # -- interrupted saves, and the parts --------------------------------------------------------------

@@ -22,8 +22,10 @@ Each split layer's recipe (skeleton, content list, gzip recipe) is one member
 `dedup/layers/<hex>`. At commit, `finish` writes the zstd content store, every distinct
 file content once (`dedup/store.zst`), and returns what the meta keeps: where the store
 is, the digests of every content this bundle's layers use (so that a later `--since`
-save leaves them out), the parent bundles it relies on and which of their layers hold
-the contents it left out, and the statistics.
+save leaves them out: in the meta itself while that list is small, so that a `--since`
+needs the parent's meta file only; else in a member `dedup/contents.zst`), the parent
+bundles it relies on and which of their layers hold the contents it left out, and the
+statistics.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from typing import Any
 from transship.bundle.chain import repositories_using
 from transship.bundle.codecs import EncodedBlob, ParentBundle, PieceSink, RawCodec
 from transship.bundle.datafile import io_error
-from transship.bundle.dedup_io import ReplayableStream
+from transship.bundle.dedup_io import ReplayableStream, open_pieces, pieces_of
 from transship.bundle.dedup_stats import (
     REASON_BAD_GZIP,
     REASON_NO_ENCODER,
@@ -49,6 +51,7 @@ from transship.bundle.dedup_stats import (
     DedupStats,
 )
 from transship.bundle.meta import CodecData
+from transship.bundle.reader import FilePieceSource
 from transship.dedup.incremental import ParentContents
 from transship.dedup.layer_recipe import LayerRecipe, new_spool
 from transship.dedup.session import DedupSaveSession
@@ -58,6 +61,8 @@ from transship.oci.digest import hex_of
 
 ENCODING = "dedup"
 STORE_MEMBER = "dedup/store.zst"
+CONTENTS_MEMBER = "dedup/contents.zst"
+_INLINE_CONTENTS = 1 << 20  # content lists up to this size (packed) go in the meta
 LAYER_MEMBER_PREFIX = "dedup/layers/"
 _CHUNK = 1 << 20
 _SNIFF = 512  # bytes looked at to tell gzip, zstd and tar apart
@@ -93,26 +98,52 @@ class LayerDigests:
         return (d[i : i + 32] for i in range(0, len(d), 32))
 
 
-def parent_contents(parents: Sequence[ParentBundle]) -> ParentContents | None:
-    """Every file content the dedup parents' layers use (and their own parents'), or
-    None when no parent is a dedup bundle."""
-    found: ParentContents | None = None
-    for parent in parents:
-        data = parent.meta.codec_data.get(ENCODING)
-        if data is None or "contents" not in data.params:
-            continue  # a raw bundle: only whole blobs are left to it
+def _packed_contents(parent: ParentBundle) -> bytes | None:
+    """A dedup parent's list of file contents (packed), None when it is not at hand."""
+    data = parent.meta.codec_data[ENCODING]
+    if "contents" in data.params:
         try:
-            packed = base64.b64decode(data.params["contents"], validate=True)
+            return base64.b64decode(data.params["contents"], validate=True)
         except ValueError:
             raise BundleError(
                 f"{parent.path.name}: its list of file contents is damaged (bad base64)"
             ) from None
+    pieces = pieces_of(data.pieces, data.params.get("contents_member", CONTENTS_MEMBER))
+    if not pieces:
+        return None
+    try:
+        with open_pieces(pieces, FilePieceSource(parent.path.parent)) as f:
+            return f.read()
+    except BundleError:
+        return None  # its data files are not next to its meta
+
+
+def parent_contents(
+    parents: Sequence[ParentBundle],
+) -> tuple[ParentContents | None, list[ParentBundle], list[str]]:
+    """Every file content the dedup parents' layers use (and their own parents'), or
+    None when no parent is a dedup bundle; the parents whose lists were read; notes on
+    those that could not be."""
+    found: ParentContents | None = None
+    used: list[ParentBundle] = []
+    notes: list[str] = []
+    for parent in parents:
+        if ENCODING not in parent.meta.codec_data:
+            continue  # a raw bundle: only whole blobs are left to it
+        packed = _packed_contents(parent)
+        if packed is None:
+            notes.append(
+                f"parent {parent.path.name}: its list of file contents lies in its data "
+                "files, which are not next to its meta; no file content was left to it"
+            )
+            continue
         contents = ParentContents.from_bytes(packed, f"parent bundle {parent.path.name}")
+        used.append(parent)
         if found is None:
             found = contents
         else:
             found.update(contents)
-    return found
+    return found, used, notes
 
 
 def _parent_layer_homes(parents: Sequence[ParentBundle]) -> dict[str, list[str]]:
@@ -152,13 +183,11 @@ class DedupBundleSave:
             work_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise io_error(work_dir, e, "creating") from None
-        self.parents = [
-            p for p in parents if ENCODING in p.meta.codec_data
-        ]  # those whose contents we may leave out
-        self.parent_contents = parent_contents(self.parents)
+        # The parents whose file contents this bundle may leave out.
+        self.parent_contents, self.parents, notes = parent_contents(parents)
         self._parent_homes = _parent_layer_homes(parents)
         self.session = DedupSaveSession(work_dir / "session", parent=self.parent_contents)
-        self.stats = DedupStats()
+        self.stats = DedupStats(notes=notes)
         self._lock = threading.Lock()
         self._layer_digests: dict[str, bytes] = {}  # split layer → its contents' digests
         self._spool_ids = itertools.count()
@@ -302,11 +331,16 @@ class DedupBundleSave:
         stats.contents_stored_bytes = collector.stored_bytes
         stats.contents_in_parents = collector.skipped_count
         stats.store_bytes = size
+        packed = contents.to_bytes()
+        listed: dict[str, Any] = {"contents": base64.b64encode(packed).decode()}
+        if len(packed) > _INLINE_CONTENTS:
+            pieces += sink.write_piece(CONTENTS_MEMBER, len(packed), [packed])
+            listed = {"contents_member": CONTENTS_MEMBER}
         params: dict[str, Any] = {
             "store": STORE_MEMBER,
             "store_frames": len(index.frames),
             "store_contents": len(index),
-            "contents": base64.b64encode(contents.to_bytes()).decode(),
+            **listed,
             "parents": [{"id": p.meta.id, "file": p.path.name} for p in self.parents],
             "external_layers": [
                 {"digest": layer, "repositories": self._parent_homes.get(layer, [])}

@@ -39,6 +39,7 @@ class DedupStats:
     contents_stored_bytes: int = 0
     contents_in_parents: int = 0  # left out: a parent bundle carries them
     store_bytes: int = 0  # compressed content store
+    notes: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add_split(self, how: str, size: int, tar_size: int, recipe_size: int) -> None:
@@ -61,6 +62,7 @@ class DedupStats:
         out["split"] = {k: asdict(v) for k, v in out["split"].items()}
         out["raw_layers"] = {k: asdict(v) for k, v in out["raw_layers"].items()}
         out["other_blobs"] = asdict(out["other_blobs"])
+        out["notes"] = list(out["notes"])
         return out
 
     @classmethod
@@ -115,4 +117,5 @@ class DedupStats:
             f"{parents}; content store {human_bytes(self.store_bytes)}, "
             f"layer recipes {human_bytes(self.recipe_bytes)}"
         )
+        lines += [f"dedup: {note}" for note in self.notes]
         return lines
