@@ -27,9 +27,12 @@ from transship.bundle.dedup_save import CONTENTS_MEMBER, STORE_MEMBER, layer_mem
 from transship.bundle.dedup_stats import REASON_BAD_GZIP, REASON_ZSTD, DedupStats
 from transship.bundle.meta import Piece, load_meta
 from transship.bundle.reader import FilePieceSource
+from transship.bundle.writer import BundleWriter
 from transship.dedup.content_store import ContentStoreReader
 from transship.dedup.incremental import ParentContents
+from transship.errors import DigestMismatchError
 from transship.oci.descriptor import Descriptor
+from transship.oci.digest import digest_bytes as digest_of
 from transship.transports.bundle import BundleDestination, BundleSource
 from transship.transports.oci_layout import OCILayoutSource
 
@@ -438,6 +441,21 @@ def test_dedup_bundle_split_into_volumes_loads(fixture_images, tmp_path):
                 assert "sha256:" + hashlib.sha256(data).hexdigest() == digest
     finally:
         source.close()
+
+
+def test_a_blob_tried_again_counts_once_as_it_ended_up(tmp_path):
+    good = (SHARED_LAYERS_DIR / GZIP_FIXTURES[0]).read_bytes()
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0xFF  # the source sent damaged bytes: not even valid gzip
+    desc = Descriptor("application/vnd.oci.image.layer.v1.tar+gzip", digest_of(good), len(good))
+    writer = BundleWriter(tmp_path, "t", codec=get_codec("dedup"))
+    with pytest.raises(DigestMismatchError):
+        writer.put_blob(desc, [bytes(bad)])
+    writer.put_blob(desc, [good[:1000], good[1000:]])
+    meta = writer.commit([], [])
+    stats = DedupStats.from_dict(meta.codec_data["dedup"].params["stats"])
+    assert stats.split_layers.count == 1 and stats.raw_layer_total.count == 0
+    assert meta.blobs[0].encoding == "dedup"
 
 
 def test_raw_bundles_have_no_codec_data(fixture_images, tmp_path):

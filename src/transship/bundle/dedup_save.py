@@ -187,16 +187,19 @@ class DedupBundleSave:
         self.parent_contents, self.parents, notes = parent_contents(parents)
         self._parent_homes = _parent_layer_homes(parents)
         self.session = DedupSaveSession(work_dir / "session", parent=self.parent_contents)
-        self.stats = DedupStats(notes=notes)
+        self._notes = notes
         self._lock = threading.Lock()
         self._layer_digests: dict[str, bytes] = {}  # split layer → its contents' digests
+        # What became of each blob, by digest: a blob tried again (the engine retries
+        # a failed transfer) counts once, as it ended up.
+        self._outcomes: dict[str, tuple[str, str, int, int, int]] = {}
         self._spool_ids = itertools.count()
 
     # -- blobs ---------------------------------------------------------------------------------
 
     def encode(self, desc: Descriptor, chunks: Iterable[bytes], sink: PieceSink) -> EncodedBlob:
         if _is_json_type(desc.media_type):
-            self.stats.add_other(desc.size)
+            self._record(desc, "other")
             return self._raw(desc, chunks, sink)
         head, rest = _sniff(chunks)
         if head.startswith(_GZIP_MAGIC):
@@ -205,9 +208,9 @@ class DedupBundleSave:
             return self._tar_layer(desc, rest, sink)
         reason = REASON_ZSTD if head.startswith(_ZSTD_MAGIC) else REASON_NOT_LAYER
         if "layer" in desc.media_type or "rootfs" in desc.media_type:
-            self.stats.add_raw_layer(reason, desc.size)
+            self._record(desc, "raw", reason)
             return self._raw(desc, rest, sink, reason)
-        self.stats.add_other(desc.size)
+        self._record(desc, "other")
         return self._raw(desc, rest, sink)
 
     def _raw(
@@ -240,7 +243,7 @@ class DedupBundleSave:
                     if isinstance(exc, gzip_rebuild.GzipFormatError)
                     else REASON_NO_ENCODER
                 )
-                self.stats.add_raw_layer(short, desc.size)
+                self._record(desc, "raw", short)
                 encoded = self._raw(desc, stream.replay(), sink, short)
                 encoded.params["detail"] = str(exc)
                 return encoded
@@ -263,6 +266,37 @@ class DedupBundleSave:
             recipe = layer.finish(b"")
         return self._store_recipe(desc, recipe, "uncompressed tar", sink, "none")
 
+    def _record(
+        self,
+        desc: Descriptor,
+        kind: str,
+        label: str = "",
+        tar_size: int = 0,
+        recipe_size: int = 0,
+        digests: bytes | None = None,
+    ) -> None:
+        with self._lock:
+            self._outcomes[desc.digest] = (kind, label, desc.size, tar_size, recipe_size)
+            if digests is None:
+                self._layer_digests.pop(desc.digest, None)
+            else:
+                self._layer_digests[desc.digest] = digests
+
+    @property
+    def stats(self) -> DedupStats:
+        """The figures so far (the content figures once `finish` ran)."""
+        stats = DedupStats(notes=list(self._notes))
+        with self._lock:
+            outcomes = list(self._outcomes.values())
+        for kind, label, size, tar_size, recipe_size in outcomes:
+            if kind == "split":
+                stats.add_split(label, size, tar_size, recipe_size)
+            elif kind == "raw":
+                stats.add_raw_layer(label, size)
+            else:
+                stats.add_other(size)
+        return stats
+
     @contextlib.contextmanager
     def _split_turn(self, stream: ReplayableStream) -> Iterator[None]:
         """Wait for a free splitting slot, receiving the blob into its spool meanwhile."""
@@ -284,9 +318,7 @@ class DedupBundleSave:
                 pieces = sink.write_piece(
                     layer_member(desc.digest), size, iter(lambda: out.read(_CHUNK), b"")
                 )
-            with self._lock:
-                self._layer_digests[desc.digest] = recipe.digests
-            self.stats.add_split(how, desc.size, recipe.tar_size, size)
+            self._record(desc, "split", how, recipe.tar_size, size, recipe.digests)
             params: dict[str, Any] = {
                 "compression": compression,
                 "rebuild": how,

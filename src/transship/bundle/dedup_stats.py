@@ -5,7 +5,6 @@ file contents and bytes the content store holds."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -40,25 +39,20 @@ class DedupStats:
     contents_in_parents: int = 0  # left out: a parent bundle carries them
     store_bytes: int = 0  # compressed content store
     notes: list[str] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add_split(self, how: str, size: int, tar_size: int, recipe_size: int) -> None:
-        with self._lock:
-            self.split.setdefault(how, Tally()).add(size)
-            self.tar_bytes += tar_size
-            self.recipe_bytes += recipe_size
+        self.split.setdefault(how, Tally()).add(size)
+        self.tar_bytes += tar_size
+        self.recipe_bytes += recipe_size
 
     def add_raw_layer(self, reason: str, size: int) -> None:
-        with self._lock:
-            self.raw_layers.setdefault(reason, Tally()).add(size)
+        self.raw_layers.setdefault(reason, Tally()).add(size)
 
     def add_other(self, size: int) -> None:
-        with self._lock:
-            self.other_blobs.add(size)
+        self.other_blobs.add(size)
 
     def to_dict(self) -> dict[str, Any]:
-        with self._lock:
-            out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["split"] = {k: asdict(v) for k, v in out["split"].items()}
         out["raw_layers"] = {k: asdict(v) for k, v in out["raw_layers"].items()}
         out["other_blobs"] = asdict(out["other_blobs"])
@@ -67,7 +61,7 @@ class DedupStats:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DedupStats:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "_lock"}
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         stats = cls(**known)
         stats.split = {k: Tally(**v) for k, v in stats.split.items()}  # type: ignore[arg-type]
         stats.raw_layers = {k: Tally(**v) for k, v in stats.raw_layers.items()}  # type: ignore[arg-type]
