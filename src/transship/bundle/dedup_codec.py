@@ -26,7 +26,7 @@ from transship.bundle.codecs import (
     PieceSource,
     register_codec,
 )
-from transship.bundle.dedup_io import keep_big_buffers_out_of_the_heap
+from transship.bundle.dedup_io import tune_malloc
 from transship.bundle.dedup_load import DedupBundleLoad
 from transship.bundle.dedup_save import ENCODING, DedupBundleSave
 from transship.bundle.dedup_stats import DedupStats
@@ -48,7 +48,7 @@ class DedupCodec(BlobCodec):
 
     def begin_bundle(self, work_dir: Path, parents: Sequence[ParentBundle]) -> None:
         self.end_bundle()
-        keep_big_buffers_out_of_the_heap()
+        tune_malloc()
         self._save = DedupBundleSave(work_dir, parents)
 
     def encode(self, desc: Descriptor, chunks: Iterable[bytes], sink: PieceSink) -> EncodedBlob:
@@ -75,7 +75,7 @@ class DedupCodec(BlobCodec):
 
     def prepare(self, meta: BundleMeta, source: PieceSource, context: LoadContext) -> None:
         self.close()
-        keep_big_buffers_out_of_the_heap()
+        tune_malloc()
         self._load = DedupBundleLoad(meta, source, context)
 
     def decode(self, entry: BlobEntry, source: PieceSource, offset: int = 0) -> Iterator[bytes]:
