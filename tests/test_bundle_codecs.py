@@ -142,7 +142,7 @@ class XorCodec(BlobCodec):
 
 def test_bundle_level_codec_data_is_written_at_commit_verified_and_prepared_once(tmp_path):
     XorCodec.events.clear()
-    a, b = os.urandom(3000), b"R" + os.urandom(100)
+    a, b = b"A" + os.urandom(3000), b"R" + os.urandom(100)  # only b starts with R
     writer = BundleWriter(tmp_path, "x", codec=XorCodec(), parents=[])
     writer.put_blob(blob(a), [a])
     writer.put_blob(blob(b), [b])
