@@ -13,7 +13,7 @@ Each blob the engine hands over (from any number of threads) goes one of three w
   the raw codec would, `encoding: raw` in the meta, with the reason in its params.
 
 Splitting is CPU work (the gzip analysis re-encodes the layer) and costs some 50-70 MB per
-layer being split, so at most one layer per core is split at a time (`max_splitting`).
+layer being split, so at most one layer per core (up to 4) is split at a time.
 The engine's other workers meanwhile receive their layers into spool files, so the
 source connections never wait on the CPU and memory stays bounded however many
 transfers run in parallel.
