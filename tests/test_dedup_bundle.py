@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import SHARED_LAYERS_DIR
 from tests.support.images import BuiltImage, OCILayout, push_image, seeded_bytes
 from tests.test_copy_integration import raw_manifest, run_done, transship
 from tests.transport_driver import copy_all
@@ -61,20 +60,18 @@ def image_name(file_name: str) -> str:
 
 @pytest.fixture(scope="module")
 def fixture_images(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, shared_layers: Path
 ) -> tuple[OCILayout, dict[str, BuiltImage]]:
     """One image per fixture layer (plus a truncated-gzip and a zstd one), each with a
     small generated layer on top, in one OCI layout."""
-    if not (SHARED_LAYERS_DIR / "README.md").is_file():
-        pytest.skip(f"shared layer fixtures not found at {SHARED_LAYERS_DIR}")
     root = tmp_path_factory.mktemp("dedup-fixtures")
     layout = OCILayout.create(root / "layout")
     images: dict[str, BuiltImage] = {}
     for file_name in GZIP_FIXTURES + TAR_FIXTURES:
-        base = layout.add_layer_file(SHARED_LAYERS_DIR / file_name)
+        base = layout.add_layer_file(shared_layers / file_name)
         top = layout.add_layer({"etc/image-name": file_name.encode()})
         images[image_name(file_name)] = layout.add_image([base, top], labels={"f": file_name})
-    whole = (SHARED_LAYERS_DIR / "layer-pax.tar.go-stdlib-default.gz").read_bytes()
+    whole = (shared_layers / "layer-pax.tar.go-stdlib-default.gz").read_bytes()
     broken = root / "broken.tar.gz"
     broken.write_bytes(whole[: len(whole) // 2])  # registries take any bytes
     images[BROKEN] = layout.add_image([layout.add_layer_file(broken, "gzip")])
@@ -443,8 +440,8 @@ def test_dedup_bundle_split_into_volumes_loads(fixture_images, tmp_path):
         source.close()
 
 
-def test_a_blob_tried_again_counts_once_as_it_ended_up(tmp_path):
-    good = (SHARED_LAYERS_DIR / GZIP_FIXTURES[0]).read_bytes()
+def test_a_blob_tried_again_counts_once_as_it_ended_up(tmp_path, shared_layers):
+    good = (shared_layers / GZIP_FIXTURES[0]).read_bytes()
     bad = bytearray(good)
     bad[len(bad) // 2] ^= 0xFF  # the source sent damaged bytes: not even valid gzip
     desc = Descriptor("application/vnd.oci.image.layer.v1.tar+gzip", digest_of(good), len(good))
