@@ -20,10 +20,16 @@ import pytest
 from tests.support.images import BuiltImage, OCILayout, push_image, seeded_bytes
 from tests.test_copy_integration import raw_manifest, run_done, transship
 from tests.transport_driver import copy_all
-from transship.bundle.codecs import get_codec
+from transship.bundle.dedup_codec import DedupCodec
 from transship.bundle.dedup_io import PieceStoreSource, ReplayableStream
+from transship.bundle.dedup_load import read_recipe
 from transship.bundle.dedup_save import CONTENTS_MEMBER, STORE_MEMBER, layer_member
-from transship.bundle.dedup_stats import REASON_BAD_GZIP, REASON_ZSTD, DedupStats
+from transship.bundle.dedup_stats import (
+    REASON_BAD_GZIP,
+    REASON_LOW_GAIN,
+    REASON_ZSTD,
+    DedupStats,
+)
 from transship.bundle.meta import Piece, load_meta
 from transship.bundle.reader import FilePieceSource
 from transship.bundle.writer import BundleWriter
@@ -143,7 +149,9 @@ def test_every_fixture_layer_comes_back_bit_exact(
 ):
     layout, images = fixture_images
     names = list(images)
-    meta_path, output = save(fixture_registry, tmp_path / "out", names, "--codec", "dedup")
+    meta_path, output = save(
+        fixture_registry, tmp_path / "out", names, "--codec", "dedup", "--dedup-effort", "max"
+    )
     # Each fixture layer with a small generated one on top, the broken and zstd layers.
     split = 2 * len(GZIP_FIXTURES + TAR_FIXTURES)
     assert f"dedup: {split} of {split + 2} layers split into file contents" in output, output
@@ -181,6 +189,43 @@ def test_every_fixture_layer_comes_back_bit_exact(
     assert stats.contents_stored < stats.contents_seen / 5
 
 
+def test_balanced_effort_keeps_layers_not_worth_rebuilding_and_loads_them_all(
+    fixture_registry, fixture_images, fresh_registry, tmp_path
+):
+    """The default effort: each layer is rebuilt or kept as it is (reason given), the
+    store holds only what rebuilt layers need, and every digest comes back."""
+    layout, images = fixture_images
+    names = list(images)
+    meta_path, output = save(fixture_registry, tmp_path / "out", names, "--codec", "dedup")
+    meta = load_meta(meta_path)
+    blobs = meta.blob_index()
+    ways = {"dedup": 0, REASON_LOW_GAIN: 0}
+    for file_name in GZIP_FIXTURES:
+        entry = blobs[images[image_name(file_name)].layers[0].digest]
+        if entry.encoding == "dedup":
+            assert entry.params["compression"] == "gzip" and entry.pieces, file_name
+            ways["dedup"] += 1
+        else:
+            assert entry.encoding == "raw" and entry.params["dedup_skipped"] == REASON_LOW_GAIN
+            ways[REASON_LOW_GAIN] += 1
+    assert ways["dedup"] and ways[REASON_LOW_GAIN], ways
+    assert f"{REASON_LOW_GAIN} (" in output, output
+    stats = DedupStats.from_dict(meta.codec_data["dedup"].params["stats"])
+    needed = set()
+    source = FilePieceSource(meta_path.parent)
+    for entry in meta.blobs:
+        if entry.encoding == "dedup":
+            recipe = read_recipe(entry, source)
+            needed |= set(recipe.content_digests())
+            recipe.close()
+    assert stats.contents_stored == len(needed)
+
+    target = fresh_registry()
+    loaded = load(meta_path, target)
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    assert_loaded(target, fixture_registry, images, names)
+
+
 def test_sample_images_round_trip_through_a_dedup_bundle(source_registry, fresh_registry, tmp_path):
     """Indexes, Docker manifest lists, shared layers, a zstd layer: all as with raw."""
     names = ["tiny", "oci-single", "docker-single", "oci-multi", "docker-multi", "zstd"]
@@ -213,7 +258,9 @@ def test_dedup_bundle_is_smaller_when_images_share_files_but_not_layers(fixture_
     # The same tar gzipped by Go and by GNU gzip: two different layers, the same files.
     names = [image_name(GZIP_FIXTURES[0]), image_name(GZIP_FIXTURES[3])]
     raw, _ = save(fixture_registry, tmp_path / "raw", names)
-    dedup, _ = save(fixture_registry, tmp_path / "dedup", names, "--codec", "dedup")
+    dedup, _ = save(
+        fixture_registry, tmp_path / "dedup", names, "--codec", "dedup", "--dedup-effort", "max"
+    )
     assert load_meta(raw).options["encoding"] == "raw"
     assert bundle_bytes(dedup) < 0.62 * bundle_bytes(raw), (bundle_bytes(dedup), bundle_bytes(raw))
 
@@ -229,7 +276,13 @@ def small_dedup_bundle(fixture_registry, fixture_images, tmp_path_factory) -> Pa
         image_name(TAR_FIXTURES[1]),
     ]
     meta_path, _ = save(
-        fixture_registry, tmp_path_factory.mktemp("small"), names, "--codec", "dedup"
+        fixture_registry,
+        tmp_path_factory.mktemp("small"),
+        names,
+        "--codec",
+        "dedup",
+        "--dedup-effort",
+        "max",
     )
     return meta_path
 
@@ -296,7 +349,9 @@ def test_incremental_dedup_bundle_stores_only_new_contents_and_loads_after_its_p
     second = image_name(GZIP_FIXTURES[5])  # the same tar, pigz: a new layer, no new file
     third = image_name(GZIP_FIXTURES[9])  # jars: new files
     out = tmp_path / "out"
-    parent, _ = save(fixture_registry, out, [first], "--codec", "dedup", "--prefix", "p")
+    parent, _ = save(
+        fixture_registry, out, [first], "--codec", "dedup", "--dedup-effort", "max", "--prefix", "p"
+    )
     child, output = save(
         fixture_registry,
         out,
@@ -320,7 +375,9 @@ def test_incremental_dedup_bundle_stores_only_new_contents_and_loads_after_its_p
     store = ContentStoreReader(store_source(child))
     assert store.problem is None and len(store.index) == child_stats.contents_stored
     assert not any(digest in parent_contents for digest in store.digests())
-    alone, _ = save(fixture_registry, tmp_path / "alone", [third], "--codec", "dedup")
+    alone, _ = save(
+        fixture_registry, tmp_path / "alone", [third], "--codec", "dedup", "--dedup-effort", "max"
+    )
     alone_stats = DedupStats.from_dict(load_meta(alone).codec_data["dedup"].params["stats"])
     # The jar layer's files are new (a few were in the PAX tar already); the pigz
     # layer's are all in the parent.
@@ -367,7 +424,7 @@ def test_a_long_content_list_lies_in_the_data_files_and_since_reads_it_there(
     first, second = image_name(GZIP_FIXTURES[0]), image_name(GZIP_FIXTURES[5])
 
     def save_in_process(meta_path: Path, name: str, since: list[Path]) -> DedupStats:
-        dst = BundleDestination(meta_path, codec=get_codec("dedup"), since=since)
+        dst = BundleDestination(meta_path, codec=DedupCodec(min_gain=0), since=since)
         copy_all(OCILayoutSource(layout.path), dst, [("", name, f"fx/{name}", "v1")])
         return DedupStats.from_dict(load_meta(meta_path).codec_data["dedup"].params["stats"])
 
@@ -394,7 +451,7 @@ def test_interrupted_dedup_save_starts_over_and_never_looks_complete(fixture_ima
     layout, images = fixture_images
     name = image_name(GZIP_FIXTURES[0])
     meta_path = tmp_path / "b" / "b.meta.json"
-    first = BundleDestination(meta_path, codec=get_codec("dedup"))
+    first = BundleDestination(meta_path, codec=DedupCodec(min_gain=0))
     layer = images[name].layers[0]
     desc = Descriptor(layer.media_type, layer.digest, layer.size)
     with open(layout.blob_path(layer.digest), "rb") as f:
@@ -404,7 +461,7 @@ def test_interrupted_dedup_save_starts_over_and_never_looks_complete(fixture_ima
     assert not meta_path.exists()
     assert not (tmp_path / "b" / ".b.work").exists()  # spilled contents are not left behind
 
-    second = BundleDestination(meta_path, codec=get_codec("dedup"))
+    second = BundleDestination(meta_path, codec=DedupCodec(min_gain=0))
     assert second.resumed_blobs == 0 and not second.has_blob("fx", desc)
     copy_all(OCILayoutSource(layout.path), second, [("", name, f"fx/{name}", "v1")])
     second.close()
@@ -423,7 +480,7 @@ def test_dedup_bundle_split_into_volumes_loads(fixture_images, tmp_path):
     names = [image_name(GZIP_FIXTURES[0]), image_name(GZIP_FIXTURES[3])]
     volume = 512 * 1024
     meta_path = tmp_path / "v.meta.json"
-    dst = BundleDestination(meta_path, codec=get_codec("dedup"), volume_size=volume)
+    dst = BundleDestination(meta_path, codec=DedupCodec(min_gain=0), volume_size=volume)
     copy_all(OCILayoutSource(layout.path), dst, [("", n, f"fx/{n}", "v1") for n in names])
     meta = load_meta(meta_path)
     store = [p for p in meta.codec_data["dedup"].pieces if p.member.startswith(STORE_MEMBER)]
@@ -445,7 +502,7 @@ def test_a_blob_tried_again_counts_once_as_it_ended_up(tmp_path, shared_layers):
     bad = bytearray(good)
     bad[len(bad) // 2] ^= 0xFF  # the source sent damaged bytes: not even valid gzip
     desc = Descriptor("application/vnd.oci.image.layer.v1.tar+gzip", digest_of(good), len(good))
-    writer = BundleWriter(tmp_path, "t", codec=get_codec("dedup"))
+    writer = BundleWriter(tmp_path, "t", codec=DedupCodec(min_gain=0))
     with pytest.raises(DigestMismatchError):
         writer.put_blob(desc, [bytes(bad)])
     writer.put_blob(desc, [good[:1000], good[1000:]])

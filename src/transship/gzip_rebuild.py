@@ -85,6 +85,8 @@ __all__ = [
     "RebuildImpossible",
     "Recipe",
     "RecipeError",
+    "UNCHECKED",
+    "UncheckedEncoder",
     "ZlibEncoder",
     "analyze",
     "rebuild",
@@ -152,7 +154,24 @@ class PreflateEncoder:
         return f"preflate, {self.corrections_size} bytes of corrections"
 
 
-Encoder = GoEncoder | ZlibEncoder | PreflateEncoder
+@dataclass(frozen=True)
+class UncheckedEncoder:
+    """A member decompressed by `analyze(check=False)`: how it is rebuilt is not known
+    yet. Such a recipe cannot be stored."""
+
+    def describe(self) -> str:
+        return "not analysed"
+
+
+UNCHECKED = UncheckedEncoder()
+
+Encoder = GoEncoder | ZlibEncoder | PreflateEncoder | UncheckedEncoder
+
+# Re-encoding speed, plain bytes per second and core, on jar-heavy and binary layers
+# (docs/benchmarks.md): level 1 (gzip header XFL 4) runs 3-4 times faster than the
+# default and best levels.
+_FAST_LEVEL_SPEED = 150e6
+_DEFAULT_LEVEL_SPEED = 40e6
 
 
 @dataclass(frozen=True)
@@ -178,6 +197,17 @@ class Recipe:
     @property
     def plain_size(self) -> int:
         return sum(m.plain_size for m in self.members)
+
+    @property
+    def checked(self) -> bool:
+        return not any(isinstance(m.encoder, UncheckedEncoder) for m in self.members)
+
+    def rebuild_seconds(self) -> float:
+        """About how long rebuilding takes on one core, from each member's level hint."""
+        return sum(
+            m.plain_size / (_FAST_LEVEL_SPEED if m.header[8] == 4 else _DEFAULT_LEVEL_SPEED)
+            for m in self.members
+        )
 
     def describe(self) -> str:
         """Short human-readable summary, e.g. "go level 6"."""
@@ -220,6 +250,7 @@ def analyze(
     *,
     threaded: bool = True,
     allow_preflate: bool = True,
+    check: bool = True,
 ) -> Recipe:
     """Read the gzip blob `gz_stream` once, pass its decompressed bytes to `plain_sink`
     in order as they come, and return the checked `Recipe` that rebuilds the blob.
@@ -229,12 +260,16 @@ def analyze(
     some or all of the plain data; errors it raises propagate unchanged. Reading starts
     at the stream's current position; a seekable stream lets the rare late preflate
     fallback read the blob a second time.
+
+    With `check=False` only the decompression runs (a fraction of the cost): the
+    members' encoders are `UNCHECKED`, the recipe cannot be stored, but it tells the
+    sizes and headers (`rebuild_seconds`) to decide whether a full analysis pays off.
     """
     reader = _Reader(gz_stream)
     members: list[Member] = []
     while True:
         header = _read_header(reader, first=not members)
-        members.append(_analyze_member(reader, header, plain_sink, threaded, allow_preflate))
+        members.append(_analyze_member(reader, header, plain_sink, threaded, allow_preflate, check))
         rest = reader.peek(2)
         if not rest:
             tail = b""
@@ -254,12 +289,13 @@ def _analyze_member(
     plain_sink: Callable[[bytes], object],
     threaded: bool,
     allow_preflate: bool,
+    check: bool = True,
 ) -> Member:
     deflate_start = reader.offset
-    verify = _Verification(_candidates_for(header), threaded)
+    verify = _Verification(_candidates_for(header) if check else [], threaded)
     # The compressed bytes so far, kept while small: when every candidate encoder has
     # failed early, preflate starts on them and follows the stream (no second read).
-    head: list[bytes] | None = [] if allow_preflate else None
+    head: list[bytes] | None = [] if allow_preflate and check else None
     head_size = 0
     preflate: _PreflateSplit | None = None
     inflater = _inflate.decompressobj(-15)
@@ -303,6 +339,8 @@ def _analyze_member(
             raise GzipFormatError("corrupt gzip stream: CRC-32 of the data does not match")
         if int.from_bytes(trailer[4:], "little") != size & 0xFFFFFFFF:
             raise GzipFormatError("corrupt gzip stream: data length does not match")
+        if not check:
+            return Member(header, UNCHECKED, size, trailer)
         matches = verify.finish()
         if matches:
             return Member(header, matches[0], size, trailer)
@@ -411,8 +449,8 @@ class _Verification:
         self._verifier = _native.Verifier([c.spec() for c in candidates])
         self._fed = 0
         self._schedule = list(_PRUNE_SCHEDULE)
-        self.failed = False  # no candidate matches (set from the worker thread)
-        self._runner = _Background(self._feed, threaded, "gzip-verify")
+        self.failed = not candidates  # no candidate matches (set from the worker thread)
+        self._runner = _Background(self._feed, threaded and bool(candidates), "gzip-verify")
 
     def feed(self, plain: bytes, compressed: bytes) -> None:
         if not self.failed:
@@ -767,6 +805,8 @@ def _encode_recipe(recipe: Recipe) -> bytes:
         w.uint(m.plain_size)
         w.blob(m.trailer)
         enc = m.encoder
+        if isinstance(enc, UncheckedEncoder):
+            raise ValueError("a recipe from analyze(check=False) cannot be stored")
         if isinstance(enc, GoEncoder):
             w.uint(_KIND_GO)
             w.sint(enc.level)

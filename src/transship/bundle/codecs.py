@@ -15,10 +15,11 @@ verifies the stream `decode` returns: codecs need not check digests themselves.
 A codec with per-bundle state (dedup: one content store for the whole bundle) overrides
 the optional bundle-level hooks, which do nothing by default:
 
-- save: `begin_bundle(work_dir, parents)` before the first blob; `finish_bundle(sink)`
-  once every blob is in (it writes its own members, e.g. a content store, and returns
-  the `CodecData` the meta keeps under `codec_data[encoding]`); `end_bundle()` on abort
-  or after commit (drop temporary files).
+- save: `begin_bundle(work_dir, parents)` before the first blob; `settle_blobs(sink)`
+  once every blob is in (stores the blobs `encode` deferred); `finish_bundle(sink)`
+  then (it writes its own members, e.g. a content store, and returns the `CodecData`
+  the meta keeps under `codec_data[encoding]`); `end_bundle()` on abort or after
+  commit (drop temporary files).
 - load: `prepare(meta, source, context)` once before the first `decode` (the reader
   calls it lazily, `BundleSource.prepare_load` at once so that a bad bundle fails before
   anything is pushed); `close()` at the end.
@@ -106,6 +107,12 @@ class BlobCodec(ABC):
 
     def begin_bundle(self, work_dir: Path, parents: Sequence[ParentBundle]) -> None:
         """Save: called once before the first blob; `work_dir` is free for temporary files."""
+
+    def settle_blobs(self, sink: PieceSink) -> dict[str, EncodedBlob]:
+        """Save: every blob is in; store the blobs whose `encode` left their pieces to
+        the end (returned with no pieces: dedup decides then which layers to rebuild).
+        Returns them by digest; called once, before `finish_bundle`."""
+        return {}
 
     def finish_bundle(self, sink: PieceSink) -> CodecData | None:
         """Save: every blob is in; store bundle-level members, say what the meta keeps."""

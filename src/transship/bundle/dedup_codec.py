@@ -6,6 +6,10 @@ tar and its gzip are rebuilt), or `encoding: raw` for blobs kept as they are (co
 zstd layers, gzip that no known encoder reproduces; `params.dedup_skipped` says why).
 The bundle's content store and the list of its contents are in `codec_data.dedup`.
 
+Which layers are rebuilt is decided once every layer was split: those whose rebuilding
+saves too few bytes per second of re-encoding are kept as they are (`min_gain`,
+`transship save --dedup-effort`, see dedup/payoff.py).
+
 The work is in dedup_save.py (save) and dedup_load.py (load); this class wires them to
 the bundle writer's and reader's codec hooks. A dedup save is not resumed after an
 interruption: the layers already written need the content store, which is written
@@ -31,6 +35,7 @@ from transship.bundle.dedup_load import DedupBundleLoad
 from transship.bundle.dedup_save import ENCODING, DedupBundleSave
 from transship.bundle.dedup_stats import DedupStats
 from transship.bundle.meta import BlobEntry, BundleMeta, CodecData
+from transship.dedup.payoff import DEFAULT_MIN_GAIN
 from transship.errors import BundleError
 from transship.oci.descriptor import Descriptor
 
@@ -40,7 +45,8 @@ class DedupCodec(BlobCodec):
     encoding = ENCODING
     resumable = False
 
-    def __init__(self) -> None:
+    def __init__(self, min_gain: float = DEFAULT_MIN_GAIN) -> None:
+        self.min_gain = min_gain  # see transship.dedup.payoff
         self._save: DedupBundleSave | None = None
         self._load: DedupBundleLoad | None = None
 
@@ -49,12 +55,17 @@ class DedupCodec(BlobCodec):
     def begin_bundle(self, work_dir: Path, parents: Sequence[ParentBundle]) -> None:
         self.end_bundle()
         tune_malloc()
-        self._save = DedupBundleSave(work_dir, parents)
+        self._save = DedupBundleSave(work_dir, parents, min_gain=self.min_gain)
 
     def encode(self, desc: Descriptor, chunks: Iterable[bytes], sink: PieceSink) -> EncodedBlob:
         if self._save is None:
             raise BundleError("the dedup codec stores blobs only inside a bundle being written")
         return self._save.encode(desc, chunks, sink)
+
+    def settle_blobs(self, sink: PieceSink) -> dict[str, EncodedBlob]:
+        if self._save is None:
+            raise BundleError("the dedup codec has no bundle being written")
+        return self._save.settle(sink)
 
     def finish_bundle(self, sink: PieceSink) -> CodecData | None:
         if self._save is None:

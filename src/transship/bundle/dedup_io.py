@@ -36,6 +36,7 @@ class ReplayableStream(io.RawIOBase):
         self._chunk = b""  # the last chunk pulled
         self._current = memoryview(b"")  # the end of it, not yet read
         self._ended = False
+        self._kept = False
 
     def readable(self) -> bool:
         return True
@@ -138,10 +139,18 @@ class ReplayableStream(io.RawIOBase):
         self._current = memoryview(b"")
         yield from self._chunks
 
+    def keep(self) -> Path:
+        """Receive the rest of the stream and keep the spool file after `close` (the
+        caller then owns it); returns its path."""
+        self.fill()
+        self._kept = True
+        return self._path
+
     def close(self) -> None:
         if not self.closed:
             os.close(self._fd)
-            self._path.unlink(missing_ok=True)
+            if not self._kept:
+                self._path.unlink(missing_ok=True)
         super().close()
 
 

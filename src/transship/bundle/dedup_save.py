@@ -2,42 +2,48 @@
 
 Each blob the engine hands over (from any number of threads) goes one of three ways:
 
-- a gzip layer: read once; `gzip_rebuild.analyze` decompresses it and finds how to
-  recompress it bit for bit, while the plain tar goes straight into the layer splitter
-  (file contents into the bundle's content collector, the rest into the layer's recipe).
-  The compressed bytes are spooled to a temporary file as they come, because when the
-  gzip turns out not to be reproducible (`RebuildImpossible`) the layer is stored as it
-  is, and the source cannot be read twice;
-- an uncompressed tar layer: split the same way, with no gzip to rebuild;
-- anything else (configs, zstd layers, layers whose gzip cannot be rebuilt): stored as
-  the raw codec would, `encoding: raw` in the meta, with the reason in its params.
+- a gzip layer, in two passes. First, as it arrives: decompressed (cheap) with the
+  plain tar going straight into the layer splitter (file contents into the bundle's
+  content collector, the rest into the layer's recipe), the compressed bytes into a
+  spool file. Its entry stays open (`deferred`). Then `settle`, once every layer is
+  split, chooses the layers worth rebuilding (dedup/payoff.py: the bytes a rebuild
+  saves against the seconds of gzip re-encoding it costs at save and at load), waits
+  for the proof that each of them rebuilds bit for bit (`gzip_rebuild.analyze` on the
+  spool; it starts in the background, at the lowest CPU priority, as soon as a layer is
+  split, so that a slow link hides it), writes their recipes, and stores the others as
+  they are (`dedup_skipped`: too little to gain, or gzip not reproducible);
+- an uncompressed tar layer: split the same way, rebuilt for free, recipe written at once;
+- anything else (configs, zstd layers, invalid gzip): stored as the raw codec would,
+  `encoding: raw` in the meta, with the reason in its params.
 
-Splitting is CPU work (the gzip analysis re-encodes the layer) and costs some 50-70 MB per
-layer being split, so at most one layer per core (up to 4) is split at a time.
-The engine's other workers meanwhile receive their layers into spool files, so the
-source connections never wait on the CPU and memory stays bounded however many
-transfers run in parallel.
+Splitting costs some 50-70 MB per layer being split, so at most one layer per core (up
+to 4) is split at a time. The engine's other workers meanwhile receive their layers into
+spool files, so the source connections never wait on the CPU and memory stays bounded
+however many transfers run in parallel. The spools of gzip layers stay until `settle`:
+temporary disk space about the size of the layers.
 
-Each split layer's recipe (skeleton, content list, gzip recipe) is one member
+Each rebuilt layer's recipe (skeleton, content list, gzip recipe) is one member
 `dedup/layers/<hex>`. At commit, `finish` writes the zstd content store, every distinct
-file content once (`dedup/store.zst`), and returns what the meta keeps: where the store
-is, the digests of every content this bundle's layers use (so that a later `--since`
-save leaves them out: in the meta itself while that list is small, so that a `--since`
-needs the parent's meta file only; else in a member `dedup/contents.zst`), the parent
-bundles it relies on and which of their layers hold the contents it left out, and the
-statistics.
+file content of the rebuilt layers once (`dedup/store.zst`), and returns what the meta
+keeps: where the store is, the digests of every content this bundle's layers use (so
+that a later `--since` save leaves them out: in the meta itself while that list is
+small, so that a `--since` needs the parent's meta file only; else in a member
+`dedup/contents.zst`), the parent bundles it relies on and which of their layers hold
+the contents it left out, and the statistics.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import itertools
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from transship.bundle.chain import repositories_using
 from transship.bundle.codecs import EncodedBlob, ParentBundle, PieceSink, RawCodec
@@ -50,6 +56,7 @@ from transship.bundle.dedup_io import (
 )
 from transship.bundle.dedup_stats import (
     REASON_BAD_GZIP,
+    REASON_LOW_GAIN,
     REASON_NO_ENCODER,
     REASON_NOT_LAYER,
     REASON_ZSTD,
@@ -59,8 +66,9 @@ from transship.bundle.meta import CodecData
 from transship.bundle.reader import FilePieceSource
 from transship.dedup.incremental import ParentContents
 from transship.dedup.layer_recipe import LayerRecipe, new_spool
+from transship.dedup.payoff import DEFAULT_MIN_GAIN, Item, LayerCost, choose_rebuilt
 from transship.dedup.session import DedupSaveSession
-from transship.errors import BundleError
+from transship.errors import BundleError, Cancelled
 from transship.oci.descriptor import Descriptor
 from transship.oci.digest import hex_of
 
@@ -184,10 +192,19 @@ class DedupBundleSave:
         work_dir: Path,
         parents: Sequence[ParentBundle] = (),
         max_splitting: int | None = None,
+        min_gain: float = DEFAULT_MIN_GAIN,
     ):
         self.work_dir = work_dir
-        self._splitting = threading.BoundedSemaphore(
-            max_splitting or min(4, max(1, os.cpu_count() or 1))
+        self.min_gain = min_gain
+        workers = max_splitting or min(4, max(1, os.cpu_count() or 1))
+        self._splitting = threading.BoundedSemaphore(workers)
+        self._check_workers = workers
+        # The gzip checks start as soon as a layer is split, one at a time at the lowest
+        # CPU priority: they take what the transfers leave idle (a slow link leaves
+        # plenty) and little memory. `settle` cancels those not worth it and runs the
+        # rest on every core.
+        self._early_checks = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="dedup-check", initializer=_lowest_priority
         )
         try:
             work_dir.mkdir(parents=True, exist_ok=True)
@@ -206,6 +223,7 @@ class DedupBundleSave:
         # a failed transfer) counts once, as it ended up.
         self._outcomes: dict[str, tuple[str, str, int, int, int]] = {}
         self._spool_ids = itertools.count()
+        self._pending: dict[str, _PendingLayer] = {}  # gzip layers waiting for `settle`
 
     # -- blobs ---------------------------------------------------------------------------------
 
@@ -237,33 +255,51 @@ class DedupBundleSave:
     def _gzip_layer(
         self, desc: Descriptor, chunks: Iterable[bytes], sink: PieceSink
     ) -> EncodedBlob:
+        """First pass: decompress and split only (the cheap part). Whether the layer is
+        rebuilt, which needs the costly gzip analysis, is decided in `settle` when
+        every layer's contents are known; the compressed blob waits in its spool."""
         from transship import gzip_rebuild
 
         spool = self.work_dir / f"blob-{next(self._spool_ids):06d}.spool"
         with ReplayableStream(chunks, spool) as stream, self._split_turn(stream):
             layer = self.session.open_layer(desc.digest)
             try:
-                gzip_recipe = gzip_rebuild.analyze(stream, layer.write)
-                if gzip_recipe.compressed_size != desc.size:
-                    raise gzip_rebuild.RebuildImpossible(
-                        f"the gzip data covers {gzip_recipe.compressed_size} of {desc.size} bytes"
+                layout = gzip_rebuild.analyze(stream, layer.write, check=False)
+                if layout.compressed_size != desc.size:
+                    raise gzip_rebuild.GzipFormatError(
+                        f"the gzip data covers {layout.compressed_size} of {desc.size} bytes"
                     )
             except gzip_rebuild.RebuildImpossible as exc:
                 layer.abort()
-                short = (
-                    REASON_BAD_GZIP
-                    if isinstance(exc, gzip_rebuild.GzipFormatError)
-                    else REASON_NO_ENCODER
-                )
-                self._record(desc, "raw", short)
-                encoded = self._raw(desc, stream.replay(), sink, short)
-                encoded.params["detail"] = str(exc)
-                return encoded
+                return self._raw_layer(desc, stream.replay(), sink, exc)
             except BaseException:
                 layer.abort()
                 raise
-            recipe = layer.finish(gzip_recipe.to_bytes())
-        return self._store_recipe(desc, recipe, _gzip_method(gzip_recipe), sink, "gzip")
+            recipe = layer.finish()
+            try:
+                stream.keep()
+            except BaseException:
+                recipe.close()
+                raise
+        pending = _PendingLayer(desc, spool, recipe, layout.rebuild_seconds())
+        with self._lock:
+            self._pending[desc.digest] = pending
+        pending.check = self._early_checks.submit(_check_gzip, spool, pending.cancelled)
+        return EncodedBlob([], {"deferred": True})
+
+    def _raw_layer(
+        self, desc: Descriptor, chunks: Iterable[bytes], sink: PieceSink, exc: Exception
+    ) -> EncodedBlob:
+        """A gzip layer stored as it is because its gzip cannot be rebuilt."""
+        from transship import gzip_rebuild
+
+        short = (
+            REASON_BAD_GZIP if isinstance(exc, gzip_rebuild.GzipFormatError) else REASON_NO_ENCODER
+        )
+        self._record(desc, "raw", short)
+        encoded = self._raw(desc, chunks, sink, short)
+        encoded.params["detail"] = str(exc)
+        return encoded
 
     def _tar_layer(self, desc: Descriptor, chunks: Iterable[bytes], sink: PieceSink) -> EncodedBlob:
         spool = self.work_dir / f"blob-{next(self._spool_ids):06d}.spool"
@@ -344,13 +380,78 @@ class DedupBundleSave:
 
     # -- end -----------------------------------------------------------------------------------
 
+    def settle(self, sink: PieceSink) -> dict[str, EncodedBlob]:
+        """Second pass over the deferred gzip layers: choose those worth rebuilding, wait
+        for the proof that each rebuilds to its digest, store their recipes and the
+        others as they are."""
+        with self._lock:
+            pending = dict(self._pending)
+            self._pending.clear()
+        workers = ThreadPoolExecutor(self._check_workers, thread_name_prefix="dedup-check")
+        try:
+            rebuilt = choose_rebuilt(self._layer_costs(pending.values()), self.min_gain)
+            settled: dict[str, EncodedBlob] = {}
+            checks: dict[Future, _PendingLayer] = {}
+            for digest, layer in pending.items():
+                if digest in rebuilt:
+                    if layer.check.cancel():  # not started: now, on every core
+                        layer.check = workers.submit(_check_gzip, layer.spool, layer.cancelled)
+                    checks[layer.check] = layer
+                else:
+                    layer.cancel()
+                    settled[digest] = self._keep_as_is(layer, sink)
+            for done in as_completed(checks):
+                layer = checks[done]
+                settled[layer.desc.digest] = self._settle_checked(layer, done, sink)
+            return settled
+        finally:
+            for layer in pending.values():
+                layer.close()
+            workers.shutdown(wait=True, cancel_futures=True)
+
+    def _settle_checked(self, layer: _PendingLayer, check: Future, sink: PieceSink) -> EncodedBlob:
+        from transship import gzip_rebuild
+
+        try:
+            gzip_recipe = check.result()
+        except gzip_rebuild.RebuildImpossible as exc:
+            with open(layer.spool, "rb") as f:
+                return self._raw_layer(layer.desc, iter(lambda: f.read(_CHUNK), b""), sink, exc)
+        layer.recipe.gzip_recipe = gzip_recipe.to_bytes()
+        return self._store_recipe(layer.desc, layer.recipe, _gzip_method(gzip_recipe), sink, "gzip")
+
+    def _keep_as_is(self, layer: _PendingLayer, sink: PieceSink) -> EncodedBlob:
+        self._record(layer.desc, "raw", REASON_LOW_GAIN)
+        with open(layer.spool, "rb") as f:
+            return self._raw(layer.desc, iter(lambda: f.read(_CHUNK), b""), sink, REASON_LOW_GAIN)
+
+    def _layer_costs(self, pending: Iterable[_PendingLayer]) -> list[LayerCost]:
+        """What each deferred layer and each layer already split would cost (payoff.py)."""
+        pending = list(pending)
+        collector = self.session.collector
+        zips = collector.zip_entries(
+            digest for layer in pending for digest in layer.recipe.content_digests()
+        )
+        with self._lock:
+            split = dict(self._layer_digests)  # uncompressed tars: rebuilt for free
+        costs = [
+            LayerCost(digest, 0, 0.0, 0.0, [Item(d, 0.0) for d in _chunks32(digests)])
+            for digest, digests in split.items()
+        ]
+        for layer in pending:
+            costs.append(_layer_cost(layer, zips, collector.size_of))
+        return costs
+
     def finish(self, sink: PieceSink) -> CodecData:
         """Write the content store; what the meta keeps about it."""
         store_path = self.work_dir / "store.zst"
         release_free_memory()  # compressing the store is when the most memory is needed
+        with self._lock:
+            layers = dict(self._layer_digests)
+        kept = {d for digests in layers.values() for d in _chunks32(digests)}
         try:
             with open(store_path, "wb") as out:
-                index = self.session.write_store(out)
+                index = self.session.write_store(out, keep=kept)
             size = store_path.stat().st_size
             with open(store_path, "rb") as f:
                 pieces = sink.write_piece(STORE_MEMBER, size, iter(lambda: f.read(_CHUNK), b""))
@@ -359,8 +460,6 @@ class DedupBundleSave:
         finally:
             store_path.unlink(missing_ok=True)
 
-        with self._lock:
-            layers = dict(self._layer_digests)
         contents = ParentContents()
         for digest, digests in layers.items():
             contents.add_layer(digest, LayerDigests(digest, digests).content_digests())
@@ -373,8 +472,8 @@ class DedupBundleSave:
         stats = self.stats
         stats.contents_seen = collector.seen_count
         stats.contents_seen_bytes = collector.seen_bytes
-        stats.contents_stored = len(collector)
-        stats.contents_stored_bytes = collector.stored_bytes
+        stats.contents_stored = len(index)
+        stats.contents_stored_bytes = sum(index.lengths)
         stats.contents_in_parents = collector.skipped_count
         stats.store_bytes = size
         packed = contents.to_bytes()
@@ -397,7 +496,140 @@ class DedupBundleSave:
         return CodecData(pieces=pieces, params=params)
 
     def close(self) -> None:
+        with self._lock:
+            pending = list(self._pending.values())
+            self._pending.clear()
+        for layer in pending:
+            layer.cancel()
+        for layer in pending:
+            layer.close()
+        self._early_checks.shutdown(wait=True, cancel_futures=True)
         self.session.close()
+
+
+class _PendingLayer:
+    """A gzip layer split in the first pass, waiting for `settle`; `check` is its gzip
+    analysis under way."""
+
+    def __init__(
+        self, desc: Descriptor, spool: Path, recipe: LayerRecipe, rebuild_seconds: float
+    ) -> None:
+        self.desc = desc
+        self.spool = spool
+        self.recipe = recipe
+        self.rebuild_seconds = rebuild_seconds
+        self.cancelled = threading.Event()
+        self.check: Future = Future()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self.check.cancel()
+
+    def close(self) -> None:
+        """Once its check has stopped: the spool may go."""
+        self.cancel()
+        with contextlib.suppress(BaseException):
+            self.check.exception()  # waits for a check that had started
+        self.recipe.close()
+        self.spool.unlink(missing_ok=True)
+
+
+def _lowest_priority() -> None:
+    with contextlib.suppress(AttributeError, OSError):  # Linux: nice is per thread
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
+class _CancellableReader(io.RawIOBase):
+    def __init__(self, f: BinaryIO, cancelled: threading.Event) -> None:
+        self._f = f
+        self._cancelled = cancelled
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def read(self, size: int = -1) -> bytes:
+        if self._cancelled.is_set():
+            raise Cancelled("gzip check no longer needed")
+        return self._f.read(size)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _check_gzip(spool: Path, cancelled: threading.Event) -> Any:
+    """The checked gzip recipe of a spooled blob (raises RebuildImpossible, or
+    Cancelled once `cancelled` is set)."""
+    from transship import gzip_rebuild
+
+    with open(spool, "rb") as f:
+        return gzip_rebuild.analyze(_CancellableReader(f, cancelled), _discard)
+
+
+def _discard(_: bytes) -> None:
+    pass
+
+
+def _chunks32(digests: bytes) -> Iterator[bytes]:
+    return (digests[i : i + 32] for i in range(0, len(digests), 32))
+
+
+# Estimated share of a jar's non-entry bytes (local headers, central directory: names)
+# left after compression.
+_ZIP_OVERHEAD_RATIO = 0.25
+# Jar entries are counted by a sample, 1 in 8 by crc32, weighted 8: the same estimate
+# of what layers share, for an eighth of the time and memory (a fleet of Java images
+# has some 500 000 entries).
+_ENTRY_SAMPLE = 8
+
+
+def _layer_cost(
+    layer: _PendingLayer,
+    zips: dict[bytes, list[tuple[int, int]]],
+    size_of: Callable[[bytes], int | None],
+) -> LayerCost:
+    """A deferred layer as payoff.py sees it. Contents it shares with a parent bundle
+    cost nothing; jars cost their entries; other files what gzip made of the layer's
+    files that are not jars (zstd at the store's level does about as well)."""
+    recipe = layer.recipe
+    sizes = recipe.content_sizes()
+    zip_bytes = sum(size for digest, size in sizes.items() if digest in zips)
+    other_plain = recipe.tar_size - zip_bytes
+    ratio = min(1.0, max(0.02, (layer.desc.size - zip_bytes) / max(1, other_plain)))
+    items: list[Item] = []
+    for digest, size in sizes.items():
+        if size_of(digest) is None:
+            continue  # a parent bundle holds it: free here
+        entries = zips.get(digest)
+        if entries:
+            entry_bytes = sum(csize for _, csize in entries)
+            items += [
+                Item(crc << 32 | csize, float(csize * _ENTRY_SAMPLE))
+                for crc, csize in entries
+                if crc % _ENTRY_SAMPLE == 0
+            ]
+            items.append(Item(digest, max(0, size - entry_bytes) * _ZIP_OVERHEAD_RATIO))
+        else:
+            items.append(Item(digest, size * (1.0 if digest in zips else ratio)))
+    own = recipe.skeleton_compressed_size + 32 * len(recipe)
+    return LayerCost(
+        layer.desc.digest,
+        layer.desc.size,
+        layer.rebuild_seconds,
+        own,
+        items,
+        same_tar=recipe.tar_sha256,
+    )
 
 
 def _sniff(chunks: Iterable[bytes]) -> tuple[bytes, Iterator[bytes]]:

@@ -13,6 +13,7 @@ REASON_ZSTD = "zstd-compressed"
 REASON_NOT_LAYER = "neither gzip nor tar"
 REASON_BAD_GZIP = "not a valid gzip stream"
 REASON_NO_ENCODER = "gzip not reproducible"
+REASON_LOW_GAIN = "rebuilding would save too little"
 
 
 @dataclass

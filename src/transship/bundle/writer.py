@@ -36,10 +36,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from transship import __version__
-from transship.bundle.codecs import BlobCodec, ParentBundle, PieceSink, RawCodec, get_codec
+from transship.bundle.codecs import (
+    BlobCodec,
+    EncodedBlob,
+    ParentBundle,
+    PieceSink,
+    RawCodec,
+    get_codec,
+)
 from transship.bundle.datafile import (
     ChunkTaker,
     DataFile,
@@ -58,7 +65,6 @@ from transship.bundle.meta import (
     VERSION,
     BlobEntry,
     BundleMeta,
-    CodecData,
     DataFileEntry,
     ImageEntry,
     ParentEntry,
@@ -72,6 +78,8 @@ from transship.bundle.tarfmt import BLOCK, EOF_MARKER, member_header, member_spa
 from transship.errors import BundleError, ConfigError, DigestMismatchError
 from transship.oci.descriptor import Descriptor, Platform
 from transship.oci.digest import DigestVerifier
+
+T = TypeVar("T")
 
 MIN_VOLUME_SIZE = 64 * 1024
 # Offset-based reads check the plain 512-byte header before each piece, which holds
@@ -402,7 +410,20 @@ class BlobStoreWriter:
         finally:
             self._free.put(slot)
 
-    def write_members(self, write: Callable[[PieceSink], CodecData | None]) -> CodecData | None:
+    def settle(self, settled: dict[str, EncodedBlob], encoding: str) -> None:
+        """Give deferred blobs (`BlobCodec.settle_blobs`) their final pieces."""
+        with self._lock:
+            for digest, blob in settled.items():
+                entry = self._entries[digest]
+                self._entries[digest] = entry.model_copy(
+                    update={
+                        "encoding": blob.encoding or encoding,
+                        "pieces": blob.pieces,
+                        "params": blob.params,
+                    }
+                )
+
+    def write_members(self, write: Callable[[PieceSink], T]) -> T:
         """Let `write` store members that belong to no blob (a codec's bundle-level data)
         through one slot; all of them are cut again if it fails."""
         slot = self._free.get()
@@ -676,6 +697,8 @@ class BundleWriter:
         """Finish the data files and write the meta file, last."""
         if self.single_file:
             self._write_layout(images)
+        settled = self.store.write_members(self.codec.settle_blobs)
+        self.store.settle(settled, self.codec.encoding)
         codec_data = self.store.write_members(self.codec.finish_bundle)
         files = self.store.finish()
         meta = BundleMeta(

@@ -25,6 +25,7 @@ an error naming it and the layers that do not need them still load.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -33,14 +34,20 @@ import sys
 import tempfile
 import threading
 from array import array
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 import zstandard
 
-from transship.dedup.similarity import ZIP_MAGIC, ContentInfo, pread_exact, similarity_order
+from transship.dedup.similarity import (
+    ZIP_MAGIC,
+    ContentInfo,
+    pread_exact,
+    similarity_order,
+    zip_entry_keys,
+)
 from transship.errors import BundleError
 
 # Level 3 by measurement (bench/dedup_store_bench.py, 24-image Java fleet, 881 MB of unique
@@ -141,14 +148,28 @@ class ContentCollector:
             self.stored_bytes += size
             return True
 
-    def ordered(self) -> list[int]:
-        """Positions of the collected contents in store order (see similarity.py)."""
-        infos = [
-            ContentInfo(
-                name, self._length[i], bool(self._is_zip[i]), (self._spill_id[i], self._offset[i])
-            )
-            for i, name in enumerate(self._names)
-        ]
+    def size_of(self, digest: bytes) -> int | None:
+        """A collected content's size (None when it was not collected here)."""
+        pos = self._index.get(digest)
+        return None if pos is None else self._length[pos]
+
+    def zip_entries(self, digests: Iterable[bytes]) -> dict[bytes, list[tuple[int, int]]]:
+        """For each collected zip archive among `digests`: its entries' (crc32, compressed
+        size), from its central directory (empty when that cannot be read)."""
+        found: dict[bytes, list[tuple[int, int]]] = {}
+        with self._spill_reader() as read:
+            for digest in digests:
+                pos = self._index.get(digest)
+                if pos is None or not self._is_zip[pos] or digest in found:
+                    continue
+                found[digest] = zip_entry_keys(
+                    lambda offset, length, pos=pos: read(pos, offset, length), self._length[pos]
+                )
+        return found
+
+    @contextlib.contextmanager
+    def _spill_reader(self) -> Iterator[Callable[[int, int, int], bytes]]:
+        """(content position, offset in it, length) → bytes, from the spill files."""
         fds: dict[int, int] = {}
 
         def read(pos: int, offset: int, length: int) -> bytes:
@@ -158,10 +179,21 @@ class ContentCollector:
             return pread_exact(fds[spill], length, self._offset[pos] + offset)
 
         try:
-            return similarity_order(infos, read)
+            yield read
         finally:
             for fd in fds.values():
                 os.close(fd)
+
+    def ordered(self) -> list[int]:
+        """Positions of the collected contents in store order (see similarity.py)."""
+        infos = [
+            ContentInfo(
+                name, self._length[i], bool(self._is_zip[i]), (self._spill_id[i], self._offset[i])
+            )
+            for i, name in enumerate(self._names)
+        ]
+        with self._spill_reader() as read:
+            return similarity_order(infos, read)
 
     def write_store(
         self,
@@ -172,9 +204,11 @@ class ContentCollector:
         window_log: int = DEFAULT_WINDOW_LOG,
         frame_size: int = DEFAULT_FRAME_SIZE,
         order: list[int] | None = None,
+        keep: Container[bytes] | None = None,
     ) -> StoreIndex:
-        """Compress every collected content, in similarity order, into `out` (a store
-        file: frames, index, footer). Returns the index. All sessions must be closed."""
+        """Compress every collected content (or those in `keep`), in similarity order,
+        into `out` (a store file: frames, index, footer). Returns the index. All sessions
+        must be closed."""
         if self._open_sessions:
             raise BundleError(
                 f"cannot write the content store: {self._open_sessions} layer(s) still being split"
@@ -191,6 +225,8 @@ class ContentCollector:
         digest_of = [b""] * len(self._names)
         for digest, pos in self._index.items():
             digest_of[pos] = digest
+        if keep is not None:
+            order = [pos for pos in order if digest_of[pos] in keep]
         counter = _CountingWriter(out)
         frames: list[FrameInfo] = []
         digests = bytearray()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -97,9 +97,10 @@ class DedupSaveSession:
     def open_layer(self, layer_digest: str) -> OpenLayer:
         return OpenLayer(self.collector.session(), layer_digest, **self._layer_options)
 
-    def write_store(self, out: BinaryIO) -> StoreIndex:
-        """Write the content store (after every layer was split); returns its index."""
-        return self.collector.write_store(out, **self._store_options)
+    def write_store(self, out: BinaryIO, keep: Container[bytes] | None = None) -> StoreIndex:
+        """Write the content store (after every layer was split), with only the contents
+        in `keep` when given; returns its index."""
+        return self.collector.write_store(out, keep=keep, **self._store_options)
 
     def external_layers(self, recipes: Iterable[LayerRecipe]) -> list[str]:
         """Parent layers to read the contents this bundle does not ship from, at load."""

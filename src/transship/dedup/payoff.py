@@ -1,0 +1,121 @@
+"""Which layers a dedup bundle rebuilds, and which it keeps as they are.
+
+Rebuilding a gzip layer bit for bit costs a full re-encode (some 40 MB/s of plain data
+per core at the usual levels), paid twice: at save, to prove that the rebuild gives the
+digest, and at every load. What it saves is the layer's size minus what its files add
+to the content store. For a layer that shares nothing with the others that is little:
+zstd at the store's level packs a file tree about as well as gzip did. For a layer that
+repeats files, or jar entries, of other layers, it is most of the layer.
+
+`choose_rebuilt` keeps a layer as it is when rebuilding it would save fewer than
+`min_gain` bytes per second of rebuilding (one core). Think of `min_gain` as the speed
+of the medium the bundle travels on: below it, carrying the extra bytes is faster than
+rebuilding them. 0 rebuilds every layer that can be (the smallest bundle).
+
+What a layer adds to the store is estimated from `Item`s, each paid once however many
+kept layers hold it: a content by its digest, and for jars (zip archives) each entry by
+its (crc32, compressed size), since zstd finds an entry again when another jar holding it
+sits nearby in the store (similarity.py puts it there).
+
+Greedy, from the whole set: drop the layer with the lowest saving per rebuild second
+while that is below `min_gain`. Dropping a layer leaves the items it shared with one
+other layer to that layer alone, which lowers that layer's saving; the loop sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+# `--dedup-effort` levels, as bytes saved per second of rebuilding a layer needs to be
+# rebuilt. balanced: about what a USB 2 stick or a 100 Mbit/s link moves in a second.
+EFFORT_MIN_GAIN = {"max": 0.0, "balanced": 15e6, "fast": 40e6}
+DEFAULT_EFFORT = "balanced"
+DEFAULT_MIN_GAIN = EFFORT_MIN_GAIN[DEFAULT_EFFORT]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    key: Hashable
+    stored_bytes: float  # what it costs in the content store, estimated
+
+
+@dataclass
+class LayerCost:
+    digest: str
+    size: int  # the layer as it is (compressed blob)
+    rebuild_seconds: float  # 0: free to rebuild (an uncompressed tar), always kept
+    own_bytes: float  # bundle bytes only this layer needs (its recipe)
+    items: Sequence[Item] = field(default_factory=list)
+    same_tar: Hashable = None  # layers with the same value hold the same tar
+
+
+def choose_rebuilt(layers: Sequence[LayerCost], min_gain: float) -> set[str]:
+    """The digests of the layers worth rebuilding (see the module docstring)."""
+    return _Choice(layers).run(min_gain) if min_gain > 0 else {x.digest for x in layers}
+
+
+class _Choice:
+    def __init__(self, layers: Sequence[LayerCost]) -> None:
+        self.layers = layers
+        self.cost: dict[Hashable, float] = {}
+        self.holders: dict[Hashable, set[int]] = {}
+        self.keys_of: list[set[Hashable]] = []
+        for index, layer in enumerate(layers):
+            keys = set()
+            for item in layer.items:
+                keys.add(item.key)
+                self.cost[item.key] = min(
+                    self.cost.get(item.key, item.stored_bytes), item.stored_bytes
+                )
+                self.holders.setdefault(item.key, set()).add(index)
+            self.keys_of.append(keys)
+        self.kept = {i for i, layer in enumerate(layers) if layer.rebuild_seconds > 0}
+        # Bytes each layer alone needs: its own, and the items no other layer holds.
+        self.alone = [
+            layer.own_bytes
+            + sum(self.cost[k] for k in self.keys_of[i] if len(self.holders[k]) == 1)
+            for i, layer in enumerate(layers)
+        ]
+
+    def run(self, min_gain: float) -> set[str]:
+        while self.kept:
+            rate, drop = min(self._moves(), key=lambda move: move[0])
+            if rate >= min_gain:
+                break
+            for i in drop:
+                self._drop(i)
+        fixed = (x.digest for x in self.layers if x.rebuild_seconds <= 0)
+        return {self.layers[i].digest for i in self.kept} | set(fixed)
+
+    def _moves(self) -> Iterator[tuple[float, frozenset[int]]]:
+        """Each kept layer alone, and each group of kept layers holding the same tar (two
+        copies of a tar each look indispensable while the other is kept)."""
+        twins: dict[Hashable, set[int]] = {}
+        for i in self.kept:
+            layer = self.layers[i]
+            yield (layer.size - self.alone[i]) / layer.rebuild_seconds, frozenset((i,))
+            if self.layers[i].same_tar is not None:
+                twins.setdefault(self.layers[i].same_tar, set()).add(i)
+        for group in twins.values():
+            if len(group) > 1:
+                yield self._rate(frozenset(group)), frozenset(group)
+
+    def _rate(self, group: frozenset[int]) -> float:
+        """Bytes saved per rebuild second by keeping `group` rather than dropping it."""
+        alone = sum(self.alone[i] for i in group)
+        for key in set().union(*(self.keys_of[i] for i in group)):
+            holders = self.holders[key]
+            if len(holders) > 1 and holders <= group:
+                alone += self.cost[key]
+        saved = sum(self.layers[i].size for i in group) - alone
+        return saved / sum(self.layers[i].rebuild_seconds for i in group)
+
+    def _drop(self, i: int) -> None:
+        self.kept.discard(i)
+        for key in self.keys_of[i]:
+            holders = self.holders[key]
+            holders.discard(i)
+            if len(holders) == 1:
+                (last,) = holders
+                self.alone[last] += self.cost[key]
