@@ -463,7 +463,7 @@ impl GoDeflater {
 
     /// Go's `findMatch`: best match at `pos` longer than `prev_length`, looking at most
     /// `chain` entries back. `floor` is the lowest window index that may be used.
-    #[inline]
+    #[inline(always)]
     fn find_match(
         &self,
         pos: usize,
@@ -513,132 +513,165 @@ impl GoDeflater {
     }
 
     fn deflate(&mut self) {
+        if self.cl.fast_skip_hashing == SKIP_NEVER {
+            self.deflate_with::<true>();
+        } else {
+            self.deflate_with::<false>();
+        }
+    }
+
+    /// Inserts window position `index` into the hash chains; returns the previous head
+    /// of its chain (Go's `hashHead[hash]` before the update).
+    #[inline(always)]
+    fn insert_hash(&mut self, index: usize, hash_offset: i64) -> u32 {
+        let hash = hash4(&self.window[index..]);
+        let hh = &mut self.hash_head[(hash & HASH_MASK) as usize];
+        let old = *hh;
+        self.hash_prev[index & WINDOW_MASK] = old;
+        *hh = (index as i64 + hash_offset) as u32;
+        old
+    }
+
+    /// Go's `deflate` loop; `LAZY` for levels 4-9 (lazy matching), not for levels 2-3.
+    /// The state lives in locals during the loop (the compiler keeps them in registers)
+    /// and goes back to `self` on every way out.
+    fn deflate_with<const LAZY: bool>(&mut self) {
         if self.window_end - self.index < MIN_MATCH_LENGTH + MAX_MATCH_LENGTH && !self.sync {
             return;
         }
-        self.max_insert_index = self.window_end as i64 - (MIN_MATCH_LENGTH as i64 - 1);
-        let fast_skip = self.cl.fast_skip_hashing;
-        let lazy_mode = fast_skip == SKIP_NEVER;
+        let window_end = self.window_end;
+        let max_insert_index = window_end as i64 - (MIN_MATCH_LENGTH as i64 - 1);
+        self.max_insert_index = max_insert_index;
+        let fast_skip = self.cl.fast_skip_hashing as i64;
+        let lazy_limit = self.cl.lazy;
+        let hash_offset = self.hash_offset;
+        let sync = self.sync;
+        let stop_at_slide_point = !sync && !self.pass_slide_point;
+
+        let mut index = self.index;
+        let mut length = self.length;
+        let mut offset = self.offset;
+        let mut byte_available = self.byte_available;
+        let mut chain_head = self.chain_head;
 
         loop {
-            debug_assert!(self.index <= self.window_end, "index > windowEnd");
-            let lookahead = self.window_end - self.index;
+            debug_assert!(index <= window_end, "index > windowEnd");
+            let lookahead = window_end - index;
             if lookahead < MIN_MATCH_LENGTH + MAX_MATCH_LENGTH {
-                if !self.sync {
+                if !sync {
                     break;
                 }
                 if lookahead == 0 {
-                    if self.byte_available {
-                        let lit = self.window[self.index - 1];
+                    if LAZY && byte_available {
+                        let lit = self.window[index - 1];
                         self.tokens.push(literal_token(lit as u32));
-                        self.byte_available = false;
+                        byte_available = false;
                     }
                     if !self.tokens.is_empty() {
-                        self.write_block(self.index);
+                        self.write_block(index);
                         self.tokens.clear();
                     }
                     break;
                 }
             }
-            if self.index == SLIDE_POINT && !self.sync && !self.pass_slide_point {
+            if index == SLIDE_POINT && stop_at_slide_point {
                 // Stop for the caller to decide when the window slides.
                 self.paused = true;
                 break;
             }
-            self.prefetch_hash(self.index + PREFETCH_DISTANCE);
-            if (self.index as i64) < self.max_insert_index {
-                let hash = hash4(&self.window[self.index..]);
-                let hh = &mut self.hash_head[(hash & HASH_MASK) as usize];
-                self.chain_head = *hh as i64;
-                self.hash_prev[self.index & WINDOW_MASK] = self.chain_head as u32;
-                *hh = (self.index as i64 + self.hash_offset) as u32;
+            self.prefetch_hash(index + PREFETCH_DISTANCE);
+            if (index as i64) < max_insert_index {
+                chain_head = self.insert_hash(index, hash_offset) as i64;
             }
-            let prev_length = self.length;
-            let prev_offset = self.offset;
-            self.length = MIN_MATCH_LENGTH - 1;
-            self.offset = 0;
-            let min_index = (self.index as i64 - WINDOW_SIZE as i64).max(0);
+            let prev_length = length;
+            let prev_offset = offset;
+            length = MIN_MATCH_LENGTH - 1;
+            offset = 0;
+            let min_index = (index as i64 - WINDOW_SIZE as i64).max(0);
 
-            if self.chain_head - self.hash_offset >= min_index
-                && ((!lazy_mode && lookahead > MIN_MATCH_LENGTH - 1)
-                    || (lazy_mode && lookahead > prev_length && prev_length < self.cl.lazy))
-            {
+            let want_search = if LAZY {
+                lookahead > prev_length && prev_length < lazy_limit
+            } else {
+                lookahead > MIN_MATCH_LENGTH - 1
+            };
+            if want_search && chain_head - hash_offset >= min_index {
                 if let Some((new_length, new_offset)) = self.find_match(
-                    self.index,
-                    self.chain_head - self.hash_offset,
+                    index,
+                    chain_head - hash_offset,
                     MIN_MATCH_LENGTH - 1,
                     lookahead,
                     0,
                 ) {
-                    self.length = new_length;
-                    self.offset = new_offset;
+                    length = new_length;
+                    offset = new_offset;
                 }
             }
-            if (!lazy_mode && self.length >= MIN_MATCH_LENGTH)
-                || (lazy_mode && prev_length >= MIN_MATCH_LENGTH && self.length <= prev_length)
-            {
+            let emit_match = if LAZY {
+                prev_length >= MIN_MATCH_LENGTH && length <= prev_length
+            } else {
+                length >= MIN_MATCH_LENGTH
+            };
+            if emit_match {
                 // There was a match at the previous step and the current one is not
-                // better: output the previous match.
-                let tok = if !lazy_mode {
-                    match_token(
-                        self.length as u32 - BASE_MATCH_LENGTH,
-                        self.offset as u32 - BASE_MATCH_OFFSET,
-                    )
-                } else {
+                // better (lazy), or there is a match here (greedy): output it.
+                let tok = if LAZY {
                     match_token(
                         prev_length as u32 - BASE_MATCH_LENGTH,
                         prev_offset as u32 - BASE_MATCH_OFFSET,
                     )
+                } else {
+                    match_token(
+                        length as u32 - BASE_MATCH_LENGTH,
+                        offset as u32 - BASE_MATCH_OFFSET,
+                    )
                 };
                 self.tokens.push(tok);
-                if lazy_mode || self.length as i64 <= fast_skip as i64 {
-                    let new_index = if !lazy_mode {
-                        self.index + self.length
+                if LAZY || length as i64 <= fast_skip {
+                    let new_index = if LAZY {
+                        index + prev_length - 1
                     } else {
-                        self.index + prev_length - 1
+                        index + length
                     };
-                    let mut index = self.index + 1;
-                    while index < new_index {
-                        self.prefetch_hash(index + PREFETCH_DISTANCE);
-                        if (index as i64) < self.max_insert_index {
-                            let hash = hash4(&self.window[index..]);
-                            let hh = &mut self.hash_head[(hash & HASH_MASK) as usize];
-                            self.hash_prev[index & WINDOW_MASK] = *hh;
-                            *hh = (index as i64 + self.hash_offset) as u32;
+                    let mut i = index + 1;
+                    while i < new_index {
+                        self.prefetch_hash(i + PREFETCH_DISTANCE);
+                        if (i as i64) < max_insert_index {
+                            self.insert_hash(i, hash_offset);
                         }
-                        index += 1;
+                        i += 1;
                     }
-                    self.index = index;
-                    if lazy_mode {
-                        self.byte_available = false;
-                        self.length = MIN_MATCH_LENGTH - 1;
+                    index = i;
+                    if LAZY {
+                        byte_available = false;
+                        length = MIN_MATCH_LENGTH - 1;
                     }
                 } else {
-                    self.index += self.length;
+                    index += length;
                 }
                 if self.tokens.len() == MAX_FLATE_BLOCK_TOKENS {
-                    self.write_block(self.index);
+                    self.write_block(index);
                     self.tokens.clear();
                 }
             } else {
-                if !lazy_mode || self.byte_available {
-                    let i = if !lazy_mode {
-                        self.index
-                    } else {
-                        self.index - 1
-                    };
+                if !LAZY || byte_available {
+                    let i = if LAZY { index - 1 } else { index };
                     self.tokens.push(literal_token(self.window[i] as u32));
                     if self.tokens.len() == MAX_FLATE_BLOCK_TOKENS {
                         self.write_block(i + 1);
                         self.tokens.clear();
                     }
                 }
-                self.index += 1;
-                if lazy_mode {
-                    self.byte_available = true;
+                index += 1;
+                if LAZY {
+                    byte_available = true;
                 }
             }
         }
+        self.index = index;
+        self.length = length;
+        self.offset = offset;
+        self.byte_available = byte_available;
+        self.chain_head = chain_head;
     }
 
     /// Whether the search at SLIDE_POINT can give a different result once the first
