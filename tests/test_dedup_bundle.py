@@ -210,6 +210,7 @@ def test_balanced_effort_keeps_layers_not_worth_rebuilding_and_loads_them_all(
             ways[REASON_LOW_GAIN] += 1
     assert ways["dedup"] and ways[REASON_LOW_GAIN], ways
     assert f"{REASON_LOW_GAIN} (" in output, output
+    assert DedupCodec.finishing_note + " ..." in output, output  # no silent wait at the end
     stats = DedupStats.from_dict(meta.codec_data["dedup"].params["stats"])
     needed = set()
     source = FilePieceSource(meta_path.parent)

@@ -108,6 +108,8 @@ class BlobCodec(ABC):
     def begin_bundle(self, work_dir: Path, parents: Sequence[ParentBundle]) -> None:
         """Save: called once before the first blob; `work_dir` is free for temporary files."""
 
+    finishing_note: ClassVar[str] = ""  # what settle/finish do, when that takes a while
+
     def settle_blobs(self, sink: PieceSink) -> dict[str, EncodedBlob]:
         """Save: every blob is in; store the blobs whose `encode` left their pieces to
         the end (returned with no pieces: dedup decides then which layers to rebuild).

@@ -44,6 +44,10 @@ from transship.oci.descriptor import Descriptor
 class DedupCodec(BlobCodec):
     encoding = ENCODING
     resumable = False
+    finishing_note = (
+        "dedup: checking that the layers worth rebuilding come back bit for bit, "
+        "then writing the content store"
+    )
 
     def __init__(self, min_gain: float = DEFAULT_MIN_GAIN) -> None:
         self.min_gain = min_gain  # see transship.dedup.payoff

@@ -110,6 +110,9 @@ class PlainRenderer:
                 self.console.print(
                     f"note: {event.image}: {note}", markup=False, highlight=False, soft_wrap=True
                 )
+        elif isinstance(event, ev.Finishing):
+            self.console.print(self.status_line(), markup=False, highlight=False, soft_wrap=True)
+            self.console.print(f"{event.what} ...", markup=False, highlight=False, soft_wrap=True)
         now = time.monotonic()
         if now - self._last >= self.interval:
             self._last = now
@@ -171,6 +174,8 @@ class RichRenderer:
                 else:
                     for note in event.notes:
                         p.console.print(f"[yellow]note[/] {event.image}: {note}", highlight=False)
+            elif isinstance(event, ev.Finishing):
+                p.console.print(f"{event.what} ...", markup=False, highlight=False)
             p.update(
                 self.overall, total=self.tally.total_bytes or None, completed=self.tally.done_bytes
             )

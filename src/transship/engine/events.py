@@ -79,6 +79,13 @@ class ImageFailed(Event):
 
 
 @dataclass(frozen=True)
+class Finishing(Event):
+    """Every transfer is done; the destination is finishing (what it does, in words)."""
+
+    what: str
+
+
+@dataclass(frozen=True)
 class RunDone(Event):
     ok: int
     failed: int

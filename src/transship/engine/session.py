@@ -250,6 +250,9 @@ def run_save(
         # looks complete without it.
         complete = summary.ok and not summary.failed
         if complete:
+            note = getattr(destination, "finishing_note", "")
+            if note:
+                emit(ev.Finishing(note))
             destination.commit()
         else:
             destination.abort()

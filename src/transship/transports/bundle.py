@@ -173,6 +173,11 @@ class BundleDestination(Destination):
         return self.writer.notes
 
     @property
+    def finishing_note(self) -> str:
+        """What commit() does that takes time, in words ("" when it is quick)."""
+        return self.writer.codec.finishing_note
+
+    @property
     def resumed_blobs(self) -> int:
         """Blobs found complete and verified from an interrupted earlier run."""
         return self.writer.resumed
