@@ -47,6 +47,15 @@ INTEGRATION_FIXTURES = {
 }
 
 
+@pytest.fixture(autouse=True)
+def private_user_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Each test (and the commands it runs) gets an empty ~/.cache: nothing a test
+    leaves there (remembered gzip recipes) changes what another one sees."""
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):

@@ -227,6 +227,25 @@ def test_balanced_effort_keeps_layers_not_worth_rebuilding_and_loads_them_all(
     assert_loaded(target, fixture_registry, images, names)
 
 
+def test_a_second_save_reuses_the_gzip_checks_of_the_first(
+    fixture_registry, fixture_images, fresh_registry, tmp_path
+):
+    layout, images = fixture_images
+    names = [image_name(f) for f in GZIP_FIXTURES[:3]]
+    args = ("--codec", "dedup", "--dedup-effort", "max")
+    _, first = save(fixture_registry, tmp_path / "first", names, *args)
+    assert "checked by an earlier save" not in first, first
+    meta_path, second = save(fixture_registry, tmp_path / "second", names, *args)
+    rebuilt = [b for b in load_meta(meta_path).blobs if b.params.get("compression") == "gzip"]
+    assert len(rebuilt) >= 3
+    assert f"({len(rebuilt)} checked by an earlier save)" in second, second
+
+    target = fresh_registry()
+    loaded = load(meta_path, target)
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    assert_loaded(target, fixture_registry, images, names)
+
+
 def test_sample_images_round_trip_through_a_dedup_bundle(source_registry, fresh_registry, tmp_path):
     """Indexes, Docker manifest lists, shared layers, a zstd layer: all as with raw."""
     names = ["tiny", "oci-single", "docker-single", "oci-multi", "docker-multi", "zstd"]
@@ -238,6 +257,8 @@ def test_sample_images_round_trip_through_a_dedup_bundle(source_registry, fresh_
         str(tmp_path / "out"),
         "--codec",
         "dedup",
+        "--dedup-effort",
+        "max",
         *[f"samples/{n}:v1" for n in names],
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -359,6 +380,8 @@ def test_incremental_dedup_bundle_stores_only_new_contents_and_loads_after_its_p
         [second, third],
         "--codec",
         "dedup",
+        "--dedup-effort",
+        "max",
         "--prefix",
         "c",
         "--since",

@@ -49,8 +49,9 @@ class DedupCodec(BlobCodec):
         "then writing the content store"
     )
 
-    def __init__(self, min_gain: float = DEFAULT_MIN_GAIN) -> None:
+    def __init__(self, min_gain: float = DEFAULT_MIN_GAIN, recipe_cache: Path | None = None):
         self.min_gain = min_gain  # see transship.dedup.payoff
+        self.recipe_cache = recipe_cache  # see transship.dedup.recipe_cache
         self._save: DedupBundleSave | None = None
         self._load: DedupBundleLoad | None = None
 
@@ -59,7 +60,9 @@ class DedupCodec(BlobCodec):
     def begin_bundle(self, work_dir: Path, parents: Sequence[ParentBundle]) -> None:
         self.end_bundle()
         tune_malloc()
-        self._save = DedupBundleSave(work_dir, parents, min_gain=self.min_gain)
+        self._save = DedupBundleSave(
+            work_dir, parents, min_gain=self.min_gain, recipe_cache=self.recipe_cache
+        )
 
     def encode(self, desc: Descriptor, chunks: Iterable[bytes], sink: PieceSink) -> EncodedBlob:
         if self._save is None:

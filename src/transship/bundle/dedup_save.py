@@ -193,9 +193,11 @@ class DedupBundleSave:
         parents: Sequence[ParentBundle] = (),
         max_splitting: int | None = None,
         min_gain: float = DEFAULT_MIN_GAIN,
+        recipe_cache: Path | None = None,
     ):
         self.work_dir = work_dir
         self.min_gain = min_gain
+        self._recipes = _recipe_cache(recipe_cache)
         workers = max_splitting or min(4, max(1, os.cpu_count() or 1))
         self._splitting = threading.BoundedSemaphore(workers)
         self._check_workers = workers
@@ -224,6 +226,7 @@ class DedupBundleSave:
         self._outcomes: dict[str, tuple[str, str, int, int, int]] = {}
         self._spool_ids = itertools.count()
         self._pending: dict[str, _PendingLayer] = {}  # gzip layers waiting for `settle`
+        self._contents_seen: dict[str, tuple[int, int]] = {}  # split layer → count, bytes
 
     # -- blobs ---------------------------------------------------------------------------------
 
@@ -284,7 +287,7 @@ class DedupBundleSave:
         pending = _PendingLayer(desc, spool, recipe, layout.rebuild_seconds())
         with self._lock:
             self._pending[desc.digest] = pending
-        pending.check = self._early_checks.submit(_check_gzip, spool, pending.cancelled)
+        pending.check = self._early_checks.submit(_check_gzip, pending, self._recipes)
         return EncodedBlob([], {"deferred": True})
 
     def _raw_layer(
@@ -368,6 +371,8 @@ class DedupBundleSave:
                     layer_member(desc.digest), size, iter(lambda: out.read(_CHUNK), b"")
                 )
             self._record(desc, "split", how, recipe.tar_size, size, recipe.digests)
+            with self._lock:
+                self._contents_seen[desc.digest] = (len(recipe), sum(recipe.sizes))
             params: dict[str, Any] = {
                 "compression": compression,
                 "rebuild": how,
@@ -395,7 +400,7 @@ class DedupBundleSave:
             for digest, layer in pending.items():
                 if digest in rebuilt:
                     if layer.check.cancel():  # not started: now, on every core
-                        layer.check = workers.submit(_check_gzip, layer.spool, layer.cancelled)
+                        layer.check = workers.submit(_check_gzip, layer, self._recipes)
                     checks[layer.check] = layer
                 else:
                     layer.cancel()
@@ -470,8 +475,11 @@ class DedupBundleSave:
         )
         collector = self.session.collector
         stats = self.stats
-        stats.contents_seen = collector.seen_count
-        stats.contents_seen_bytes = collector.seen_bytes
+        with self._lock:
+            seen = [self._contents_seen[d] for d in layers if d in self._contents_seen]
+        stats.contents_seen = sum(count for count, _ in seen)
+        stats.contents_seen_bytes = sum(size for _, size in seen)
+        stats.checks_reused = self._recipes.hits if self._recipes is not None else 0
         stats.contents_stored = len(index)
         stats.contents_stored_bytes = sum(index.lengths)
         stats.contents_in_parents = collector.skipped_count
@@ -567,13 +575,29 @@ class _CancellableReader(io.RawIOBase):
         return len(data)
 
 
-def _check_gzip(spool: Path, cancelled: threading.Event) -> Any:
-    """The checked gzip recipe of a spooled blob (raises RebuildImpossible, or
-    Cancelled once `cancelled` is set)."""
+def _recipe_cache(directory: Path | None) -> Any:
+    if directory is None:
+        return None
+    from transship.dedup.recipe_cache import RecipeCache
+
+    return RecipeCache(directory)
+
+
+def _check_gzip(layer: _PendingLayer, recipes: Any) -> Any:
+    """The checked gzip recipe of a spooled layer, from `recipes` (a RecipeCache) when
+    an earlier save checked it. Raises RebuildImpossible, or Cancelled once the layer
+    is cancelled."""
     from transship import gzip_rebuild
 
-    with open(spool, "rb") as f:
-        return gzip_rebuild.analyze(_CancellableReader(f, cancelled), _discard)
+    digest, size = layer.desc.digest, layer.desc.size
+    known = recipes.get(digest, size) if recipes is not None else None
+    if known is not None and known.plain_size == layer.recipe.tar_size:
+        return known
+    with open(layer.spool, "rb") as f:
+        recipe = gzip_rebuild.analyze(_CancellableReader(f, layer.cancelled), _discard)
+    if recipes is not None:
+        recipes.put(digest, recipe)
+    return recipe
 
 
 def _discard(_: bytes) -> None:

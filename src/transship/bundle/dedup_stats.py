@@ -39,6 +39,7 @@ class DedupStats:
     contents_stored_bytes: int = 0
     contents_in_parents: int = 0  # left out: a parent bundle carries them
     store_bytes: int = 0  # compressed content store
+    checks_reused: int = 0  # gzip rebuilds proven by an earlier save (recipe cache)
     notes: list[str] = field(default_factory=list)
 
     def add_split(self, how: str, size: int, tar_size: int, recipe_size: int) -> None:
@@ -94,6 +95,7 @@ class DedupStats:
             f"dedup: {split.count} of {layers} layers split into file contents "
             f"({human_bytes(split.bytes)} of {human_bytes(split.bytes + raw.bytes)} compressed"
             f"{'; ' + ways if ways else ''}), rebuilt bit-exact at load"
+            + (f" ({self.checks_reused} checked by an earlier save)" if self.checks_reused else "")
         ]
         if raw.count:
             reasons = ", ".join(

@@ -190,8 +190,10 @@ def _codec(name: str, dedup_effort: str) -> BlobCodec:
     codec = get_codec(name)
     if name == "dedup":
         from transship.dedup.payoff import EFFORT_MIN_GAIN
+        from transship.dedup.recipe_cache import default_recipe_dir
 
         codec.min_gain = EFFORT_MIN_GAIN[dedup_effort]  # type: ignore[attr-defined]
+        codec.recipe_cache = default_recipe_dir()  # type: ignore[attr-defined]
     return codec
 
 

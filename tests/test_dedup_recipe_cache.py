@@ -1,0 +1,57 @@
+"""Checked gzip recipes remembered across saves (transship.dedup.recipe_cache)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import pytest
+
+pytest.importorskip("transship.gzip_rebuild")
+
+from transship.dedup.recipe_cache import RecipeCache, default_recipe_dir  # noqa: E402
+from transship.gzip_rebuild import analyze  # noqa: E402
+from transship.oci.digest import digest_bytes  # noqa: E402
+
+
+def checked_recipe(seed: int = 1):
+    plain = b"".join(f"line {i} of layer {seed}\n".encode() for i in range(20000))
+    blob = gzip.compress(plain, compresslevel=6, mtime=0)
+    return digest_bytes(blob), len(blob), analyze(io.BytesIO(blob), lambda _: None)
+
+
+def test_a_checked_recipe_comes_back_for_its_digest_and_size(tmp_path):
+    digest, size, recipe = checked_recipe()
+    cache = RecipeCache(tmp_path / "recipes")
+    assert cache.get(digest, size) is None
+    cache.put(digest, recipe)
+    assert cache.get(digest, size) == recipe
+    assert cache.hits == 1
+    assert cache.get(digest, size + 1) is None  # not this blob
+    other, other_size, _ = checked_recipe(2)
+    assert cache.get(other, other_size) is None
+
+
+def test_a_damaged_recipe_file_is_a_miss(tmp_path):
+    digest, size, recipe = checked_recipe()
+    cache = RecipeCache(tmp_path)
+    cache.put(digest, recipe)
+    path = tmp_path / digest.split(":", 1)[1]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    path.write_bytes(bytes(data))
+    assert cache.get(digest, size) is None
+
+
+def test_a_cache_that_cannot_be_written_is_skipped(tmp_path):
+    digest, size, recipe = checked_recipe()
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    cache = RecipeCache(blocked / "recipes")
+    cache.put(digest, recipe)  # no error: the save goes on without it
+    assert cache.get(digest, size) is None
+
+
+def test_the_default_folder_follows_xdg_cache_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_recipe_dir() == tmp_path / "transship" / "gzip-recipes"
