@@ -7,7 +7,7 @@ from transship.dedup.payoff import EFFORT_MIN_GAIN, Item, LayerCost, choose_rebu
 MB = 1_000_000
 
 
-def layer(digest: str, size_mb: float, seconds: float, items: dict, same_tar=None) -> LayerCost:
+def layer(digest: str, size_mb: float, seconds: float, items: dict) -> LayerCost:
     """A layer of `size_mb` whose items (key -> stored MB) would go into the store."""
     return LayerCost(
         digest,
@@ -15,7 +15,6 @@ def layer(digest: str, size_mb: float, seconds: float, items: dict, same_tar=Non
         seconds,
         own_bytes=1000,
         items=[Item(key, mb * MB) for key, mb in items.items()],
-        same_tar=same_tar,
     )
 
 
@@ -47,13 +46,23 @@ def test_two_compressions_of_one_tar_are_judged_together():
     # Each copy looks free while the other is kept (it saves its whole size, over
     # 17 MB/s), but the pair stores the tar once (110 MB) instead of 281 MB: 171 MB over
     # 14.5 s is 11.8 MB/s.
-    go = layer("go", 141, 6.5, {"jre": 110}, same_tar="t")
-    gz = layer("gz", 140, 8, {"jre": 110}, same_tar="t")
+    go = layer("go", 141, 6.5, {"jre": 100, "bin": 10})
+    gz = layer("gz", 140, 8, {"jre": 100, "bin": 10})
     assert choose_rebuilt([go, gz], 15 * MB) == set()
     assert choose_rebuilt([go, gz], 5 * MB) == {"go", "gz"}
-    # Not known to hold the same tar: the greedy keeps both, as it has to.
-    go.same_tar = gz.same_tar = None
-    assert choose_rebuilt([go, gz], 15 * MB) == {"go", "gz"}
+
+
+def test_two_versions_of_a_base_layer_are_judged_together():
+    # v2 changed a tenth of v1's bytes: each version alone saves about its whole size,
+    # together they save 136 - 55 MB over 9 s.
+    v1 = layer("v1", 68, 4.5, {"same": 50, "old": 5})
+    v2 = layer("v2", 68, 4.5, {"same": 50, "new": 5})
+    assert choose_rebuilt([v1, v2], 12 * MB) == set()
+    assert choose_rebuilt([v1, v2], 8 * MB) == {"v1", "v2"}
+    # Layers sharing a little are weighed one by one: kept while each saves enough.
+    small = layer("small", 68, 4.5, {"same": 5, "own": 50})
+    other = layer("other", 68, 4.5, {"same": 5, "mine": 50})
+    assert choose_rebuilt([small, other], 3 * MB) == {"small", "other"}
 
 
 def test_layers_free_to_rebuild_are_kept_and_what_they_hold_costs_the_others_nothing():

@@ -286,7 +286,11 @@ class DedupBundleSave:
                 raise
         pending = _PendingLayer(desc, spool, recipe, layout.rebuild_seconds())
         with self._lock:
+            # A blob sent again (its digest did not match the first time) replaces it.
+            earlier = self._pending.pop(desc.digest, None)
             self._pending[desc.digest] = pending
+        if earlier is not None:
+            earlier.close()
         pending.check = self._early_checks.submit(_check_gzip, pending, self._recipes)
         return EncodedBlob([], {"deferred": True})
 
@@ -646,14 +650,7 @@ def _layer_cost(
         else:
             items.append(Item(digest, size * (1.0 if digest in zips else ratio)))
     own = recipe.skeleton_compressed_size + 32 * len(recipe)
-    return LayerCost(
-        layer.desc.digest,
-        layer.desc.size,
-        layer.rebuild_seconds,
-        own,
-        items,
-        same_tar=recipe.tar_sha256,
-    )
+    return LayerCost(layer.desc.digest, layer.desc.size, layer.rebuild_seconds, own, items)
 
 
 def _sniff(chunks: Iterable[bytes]) -> tuple[bytes, Iterator[bytes]]:

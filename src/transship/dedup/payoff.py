@@ -20,6 +20,9 @@ sits nearby in the store (similarity.py puts it there).
 Greedy, from the whole set: drop the layer with the lowest saving per rebuild second
 while that is below `min_gain`. Dropping a layer leaves the items it shared with one
 other layer to that layer alone, which lowers that layer's saving; the loop sees it.
+Layers that share most of their items (one tar compressed by two tools, two versions
+of a base layer) are also weighed as a group: each alone looks indispensable while the
+other is kept, though together they may not be worth their rebuild.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ from dataclasses import dataclass, field
 
 # `--dedup-effort` levels, as bytes saved per second of rebuilding a layer needs to be
 # rebuilt. balanced: about what a USB 2 stick or a 100 Mbit/s link moves in a second.
-EFFORT_MIN_GAIN = {"max": 0.0, "balanced": 15e6, "fast": 40e6}
+EFFORT_MIN_GAIN = {"max": 0.0, "balanced": 15e6, "fast": 30e6}
 DEFAULT_EFFORT = "balanced"
 DEFAULT_MIN_GAIN = EFFORT_MIN_GAIN[DEFAULT_EFFORT]
+# Layers holding this share of another's item bytes are weighed together with it too.
+_PARTNER_SHARE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +52,6 @@ class LayerCost:
     rebuild_seconds: float  # 0: free to rebuild (an uncompressed tar), always kept
     own_bytes: float  # bundle bytes only this layer needs (its recipe)
     items: Sequence[Item] = field(default_factory=list)
-    same_tar: Hashable = None  # layers with the same value hold the same tar
 
 
 def choose_rebuilt(layers: Sequence[LayerCost], min_gain: float) -> set[str]:
@@ -71,6 +75,7 @@ class _Choice:
                 self.holders.setdefault(item.key, set()).add(index)
             self.keys_of.append(keys)
         self.kept = {i for i, layer in enumerate(layers) if layer.rebuild_seconds > 0}
+        self.partners = self._partners()
         # Bytes each layer alone needs: its own, and the items no other layer holds.
         self.alone = [
             layer.own_bytes
@@ -89,17 +94,31 @@ class _Choice:
         return {self.layers[i].digest for i in self.kept} | set(fixed)
 
     def _moves(self) -> Iterator[tuple[float, frozenset[int]]]:
-        """Each kept layer alone, and each group of kept layers holding the same tar (two
-        copies of a tar each look indispensable while the other is kept)."""
-        twins: dict[Hashable, set[int]] = {}
+        """Each kept layer alone, and each with the kept layers most like it: two
+        compressions of one tar, or two versions of a base layer, each look
+        indispensable while the other is kept."""
         for i in self.kept:
             layer = self.layers[i]
             yield (layer.size - self.alone[i]) / layer.rebuild_seconds, frozenset((i,))
-            if self.layers[i].same_tar is not None:
-                twins.setdefault(self.layers[i].same_tar, set()).add(i)
-        for group in twins.values():
-            if len(group) > 1:
-                yield self._rate(frozenset(group)), frozenset(group)
+            group = self.partners[i] & self.kept
+            if group:
+                group = frozenset(group | {i})
+                yield self._rate(group), group
+
+    def _partners(self) -> list[set[int]]:
+        """For each layer, the layers holding at least half of what its items cost."""
+        shared: list[dict[int, float]] = [{} for _ in self.layers]
+        for key, holders in self.holders.items():
+            if len(holders) > 1:
+                for i in holders:
+                    for j in holders:
+                        if j != i:
+                            shared[i][j] = shared[i].get(j, 0.0) + self.cost[key]
+        partners = []
+        for i, keys in enumerate(self.keys_of):
+            total = sum(self.cost[k] for k in keys)
+            partners.append({j for j, cost in shared[i].items() if cost >= _PARTNER_SHARE * total})
+        return partners
 
     def _rate(self, group: frozenset[int]) -> float:
         """Bytes saved per rebuild second by keeping `group` rather than dropping it."""
