@@ -37,6 +37,7 @@ DEFAULT_EFFORT = "balanced"
 DEFAULT_MIN_GAIN = EFFORT_MIN_GAIN[DEFAULT_EFFORT]
 # Layers holding this share of another's item bytes are weighed together with it too.
 _PARTNER_SHARE = 0.5
+_PARTNER_MAX_HOLDERS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,9 @@ class _Choice:
         """For each layer, the layers holding at least half of what its items cost."""
         shared: list[dict[int, float]] = [{} for _ in self.layers]
         for key, holders in self.holders.items():
-            if len(holders) > 1:
+            # An item nearly every layer holds (a common jar entry) tells little about
+            # which layers are alike, and would cost the square of their number here.
+            if 1 < len(holders) <= _PARTNER_MAX_HOLDERS:
                 for i in holders:
                     for j in holders:
                         if j != i:
