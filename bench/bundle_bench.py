@@ -67,6 +67,7 @@ from harness import (  # noqa: E402
     fmt_bytes,
     fmt_kib,
     format_table,
+    median,
     run_alternating,
     summarize,
     timed_run,
@@ -114,6 +115,7 @@ class Bench:
     runs: int
     tools: dict[str, Tool]  # shared by every scenario: a tool that fails for good stays out
     saved: dict[str, Path] = field(default_factory=dict)  # tool -> latest full save output
+    resaves: dict[str, list[float]] = field(default_factory=dict)  # dedup, recipes remembered
     counter: int = 0
 
     def fresh_dir(self, label: str) -> Path:
@@ -349,7 +351,10 @@ def scenario_save(bench: Bench, tools: list[Tool]) -> dict:
         if not tool.available:
             return SKIPPED
         out = bench.fresh_dir(f"save-{tool.name}")
-        result = timed_run(save_command(bench, tool.name, bench.images, out), env=cold_cache_env())
+        env = cold_cache_env()
+        result = timed_run(save_command(bench, tool.name, bench.images, out), env=env)
+        if result.exit_code == 0 and tool.name in DEDUP_TOOLS:
+            resave(bench, tool.name, env)
         if result.exit_code != 0:
             if tool.name in DEDUP_TOOLS:  # report, go on with the others
                 disable(tool, f"not available: {last_line(result.output_tail)}")
@@ -378,7 +383,19 @@ def scenario_save(bench: Bench, tools: list[Tool]) -> dict:
     base = next((r for r in rows if r["tool"] == baseline and r.get("stored_bytes")), None)
     table = save_table(title, rows, base)
     print("\n" + table, flush=True)
-    return {"title": title, "table": table, "rows": _with_runs(rows, results)}
+    resaves = {tool: median(times) for tool, times in bench.resaves.items()}
+    return {"title": title, "table": table, "rows": _with_runs(rows, results), "resaves": resaves}
+
+
+def resave(bench: Bench, tool: str, env: dict[str, str]) -> None:
+    """The same dedup save again, with the gzip checks the first one remembered (as the
+    monthly full bundle after the daily ones): timed, output dropped."""
+    out = bench.fresh_dir(f"resave-{tool}")
+    result = timed_run(save_command(bench, tool, bench.images, out), env=env)
+    if result.exit_code == 0:
+        bench.resaves.setdefault(tool, []).append(result.seconds)
+        print(f"  {tool}: saved again with its gzip checks remembered in {result.seconds:.1f} s")
+    shutil.rmtree(out, ignore_errors=True)
 
 
 def save_table(title: str, rows: list[dict], base: dict | None) -> str:
@@ -669,6 +686,10 @@ def zstd_reference(bench: Bench) -> dict:
     return reference | {"cached": False}
 
 
+def _resave_text(seconds: float | None) -> str:
+    return "not measured" if seconds is None else f"{seconds:.2f} s"
+
+
 def dedup_table(results: dict, reference: dict) -> str:
     def row(scenario: str, tool: str) -> dict | None:
         rows = results.get(scenario, {}).get("rows", [])
@@ -714,6 +735,24 @@ def dedup_table(results: dict, reference: dict) -> str:
                 ratio(most, raw, key),
             ]
         )
+    resaves = results.get("save", {}).get("resaves", {})
+    raw_save = row("save", "transship")
+    body.append(
+        [
+            "save again, gzip checks remembered",
+            "",
+            _resave_text(resaves.get("transship-dedup")),
+            ratio(
+                {"available": True, "seconds": resaves.get("transship-dedup")}, raw_save, "seconds"
+            ),
+            _resave_text(resaves.get("transship-dedup-max")),
+            ratio(
+                {"available": True, "seconds": resaves.get("transship-dedup-max")},
+                raw_save,
+                "seconds",
+            ),
+        ]
+    )
     if "bytes" in reference:
         raw_size = (row("save", "transship") or {}).get("stored_bytes")
         body.append(

@@ -319,7 +319,7 @@ def fmt_kib(kib: int | float | None) -> str:
     return "-" if kib is None else f"{kib / 1024:.0f} MiB"
 
 
-def _median(values: list) -> float | None:
+def median(values: list) -> float | None:
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
 
@@ -327,7 +327,7 @@ def _median(values: list) -> float | None:
 def summarize(results: Results, baseline: str | None = None) -> list[dict]:
     """One row per tool: medians, and the time ratio to `baseline` (default: the first tool)."""
     medians = {
-        name: _median([m.seconds for m in runs if m.exit_code == 0])
+        name: median([m.seconds for m in runs if m.exit_code == 0])
         for name, runs in results.runs.items()
     }
     base_name = baseline or next((t.name for t in results.tools if medians.get(t.name)), None)
@@ -347,9 +347,9 @@ def summarize(results: Results, baseline: str | None = None) -> list[dict]:
             seconds=seconds,
             all_seconds=[round(m.seconds, 2) for m in runs],
             ratio=(seconds / base) if seconds and base else None,
-            stored_bytes=_median([m.stored_bytes for m in ok_runs]),
-            uploaded_bytes=_median([m.uploaded_bytes for m in ok_runs]),
-            peak_rss_kib=_median([m.peak_rss_kib for m in ok_runs]),
+            stored_bytes=median([m.stored_bytes for m in ok_runs]),
+            uploaded_bytes=median([m.uploaded_bytes for m in ok_runs]),
+            peak_rss_kib=median([m.peak_rss_kib for m in ok_runs]),
             verified=sorted({m.verified for m in runs if m.verified}),
         )
         rows.append(row)
