@@ -160,6 +160,16 @@ fn hash4(b: &[u8]) -> u32 {
     v.wrapping_mul(HASHMUL) >> (32 - HASH_BITS)
 }
 
+/// The per-position state of the deflate loop, kept in locals while it runs.
+struct Cursor {
+    index: usize,
+    length: usize,
+    offset: usize,
+    byte_available: bool,
+    chain_head: i64,
+    num_tokens: usize,
+}
+
 /// Go's `compress/flate` compressor state.
 #[derive(Clone)]
 pub struct GoDeflater {
@@ -175,7 +185,10 @@ pub struct GoDeflater {
     block_start: i64,
     byte_available: bool,
     sync: bool,
+    /// Levels 2-9: the current block's tokens are `tokens[..num_tokens]` (`tokens` has a
+    /// fixed length). BestSpeed: `tokens` is filled per block by push.
     tokens: Vec<Token>,
+    num_tokens: usize,
 
     length: usize,
     offset: usize,
@@ -224,11 +237,12 @@ impl GoDeflater {
             block_start: 0,
             byte_available: false,
             sync: false,
-            tokens: Vec::with_capacity(if mode == Mode::Speed {
-                MAX_STORE_BLOCK_SIZE
+            tokens: if mode == Mode::Speed {
+                Vec::with_capacity(MAX_STORE_BLOCK_SIZE)
             } else {
-                MAX_FLATE_BLOCK_TOKENS + 1
-            }),
+                vec![0; MAX_FLATE_BLOCK_TOKENS + 1]
+            },
+            num_tokens: 0,
             length: MIN_MATCH_LENGTH - 1,
             offset: 0,
             max_insert_index: 0,
@@ -350,7 +364,7 @@ impl GoDeflater {
             && self.slide_now == o.slide_now
             && self.closed == o.closed
             && self.w.same_pending(&o.w)
-            && self.tokens == o.tokens
+            && self.tokens[..self.num_tokens] == o.tokens[..o.num_tokens]
             && self.window[..self.window_end] == o.window[..o.window_end]
             && self.hash_prev == o.hash_prev
             && self.hash_head == o.hash_head
@@ -404,6 +418,7 @@ impl GoDeflater {
                 self.block_start = i32::MAX as i64;
             }
             self.hash_offset += WINDOW_SIZE as i64;
+            debug_assert!(self.hash_offset as usize % WINDOW_SIZE == 1);
             if self.hash_offset > MAX_HASH_OFFSET {
                 let delta = self.hash_offset - 1;
                 self.hash_offset -= delta;
@@ -435,9 +450,15 @@ impl GoDeflater {
     /// too big for the fastest caches; this changes nothing but speed).
     #[inline(always)]
     fn prefetch_hash(&self, pos: usize) {
-        #[cfg(target_arch = "x86_64")]
         if pos + 4 <= self.window_end {
-            let hash = hash4(&self.window[pos..]);
+            self.prefetch_slot(hash4(&self.window[pos..]));
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch_slot(&self, hash: u32) {
+        #[cfg(target_arch = "x86_64")]
+        {
             let slot = &self.hash_head[(hash & HASH_MASK) as usize];
             // SAFETY: prefetching a valid address has no effect on memory.
             unsafe {
@@ -447,16 +468,39 @@ impl GoDeflater {
                 )
             };
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = hash;
     }
 
-    fn write_block(&mut self, index: usize) {
+    /// Go's hash of the 4 bytes at `pos`. `IN_RANGE`: the caller knows that
+    /// `pos + 4 <= self.window_end`, so the bounds check is left out.
+    #[inline(always)]
+    fn hash_at<const IN_RANGE: bool>(&self, pos: usize) -> u32 {
+        if IN_RANGE {
+            debug_assert!(pos + 4 <= self.window_end && self.window_end <= self.window.len());
+            // SAFETY: pos + 4 <= window_end <= window.len() (the caller's promise).
+            let b = unsafe {
+                self.window
+                    .as_ptr()
+                    .add(pos)
+                    .cast::<[u8; 4]>()
+                    .read_unaligned()
+            };
+            u32::from_be_bytes(b).wrapping_mul(HASHMUL) >> (32 - HASH_BITS)
+        } else {
+            hash4(&self.window[pos..])
+        }
+    }
+
+    /// Writes the block of the first `num_tokens` tokens, ending at window index `index`.
+    fn write_block(&mut self, index: usize, num_tokens: usize) {
         if index > 0 {
             let input = if self.block_start <= index as i64 {
                 Some(&self.window[self.block_start as usize..index])
             } else {
                 None
             };
-            self.w.write_block(&self.tokens, false, input);
+            self.w.write_block(&self.tokens[..num_tokens], false, input);
             self.block_start = index as i64;
         }
     }
@@ -485,11 +529,26 @@ impl GoDeflater {
         // the last one; checking four rejects more candidates, same result).
         let mut w_end = load_u32(win, pos + length - 3);
         let min_index = pos as i64 - WINDOW_SIZE as i64;
+        // The chain is walked on "raw" values (window index + hash_offset, as stored in
+        // the tables): the next link is then one load away, without a subtraction.
+        let hash_offset = self.hash_offset;
+        let min_raw = min_index + hash_offset;
+        let stop_raw = min_index.max(floor) + hash_offset;
         let mut found = None;
-        let mut i = prev_head;
+        let mut raw = prev_head + hash_offset;
         while tries > 0 {
-            let iu = i as usize;
-            if load_u32(win, iu + length - 3) == w_end {
+            let iu = (raw - hash_offset) as usize;
+            // Every index on a chain is an earlier position than `pos` (and >= 0), and
+            // length < min_match_look, so these 4 bytes are inside `win`.
+            debug_assert!(iu < pos && iu + length < win.len());
+            // SAFETY: see above: iu + length - 3 + 4 <= pos - 1 + min_match_look < win.len().
+            let cand_end = unsafe {
+                win.as_ptr()
+                    .add(iu + length - 3)
+                    .cast::<[u8; 4]>()
+                    .read_unaligned()
+            };
+            if u32::from_le_bytes(cand_end) == w_end {
                 let n = common_prefix(&win[iu..iu + min_match_look], w_pos);
                 if n > length && (n > MIN_MATCH_LENGTH || pos - iu <= 4096) {
                     length = n;
@@ -500,11 +559,11 @@ impl GoDeflater {
                     w_end = load_u32(win, pos + n - 3);
                 }
             }
-            if i == min_index {
+            if raw == min_raw {
                 break;
             }
-            i = self.hash_prev[iu & WINDOW_MASK] as i64 - self.hash_offset;
-            if i < min_index || i < floor {
+            raw = self.hash_prev[raw as usize & WINDOW_MASK] as i64;
+            if raw < stop_raw {
                 break;
             }
             tries -= 1;
@@ -523,155 +582,187 @@ impl GoDeflater {
     /// Inserts window position `index` into the hash chains; returns the previous head
     /// of its chain (Go's `hashHead[hash]` before the update).
     #[inline(always)]
-    fn insert_hash(&mut self, index: usize, hash_offset: i64) -> u32 {
-        let hash = hash4(&self.window[index..]);
+    fn insert_hash(&mut self, index: usize, hash: u32, hash_offset: i64) -> u32 {
         let hh = &mut self.hash_head[(hash & HASH_MASK) as usize];
         let old = *hh;
-        self.hash_prev[index & WINDOW_MASK] = old;
-        *hh = (index as i64 + hash_offset) as u32;
+        let raw = (index as i64 + hash_offset) as u32;
+        // hash_prev is indexed by the raw value (see find_match); hash_offset stays
+        // 1 modulo WINDOW_SIZE, so slots keep their meaning across slides and resets.
+        self.hash_prev[raw as usize & WINDOW_MASK] = old;
+        *hh = raw;
         old
     }
 
     /// Go's `deflate` loop; `LAZY` for levels 4-9 (lazy matching), not for levels 2-3.
-    /// The state lives in locals during the loop (the compiler keeps them in registers)
-    /// and goes back to `self` on every way out.
+    /// The state lives in a local cursor during the loop (in registers) and goes back
+    /// to `self` on the way out.
     fn deflate_with<const LAZY: bool>(&mut self) {
         if self.window_end - self.index < MIN_MATCH_LENGTH + MAX_MATCH_LENGTH && !self.sync {
             return;
         }
         let window_end = self.window_end;
-        let max_insert_index = window_end as i64 - (MIN_MATCH_LENGTH as i64 - 1);
-        self.max_insert_index = max_insert_index;
-        let fast_skip = self.cl.fast_skip_hashing as i64;
-        let lazy_limit = self.cl.lazy;
-        let hash_offset = self.hash_offset;
-        let sync = self.sync;
-        let stop_at_slide_point = !sync && !self.pass_slide_point;
-
-        let mut index = self.index;
-        let mut length = self.length;
-        let mut offset = self.offset;
-        let mut byte_available = self.byte_available;
-        let mut chain_head = self.chain_head;
-
+        self.max_insert_index = window_end as i64 - (MIN_MATCH_LENGTH as i64 - 1);
+        let mut c = Cursor {
+            index: self.index,
+            length: self.length,
+            offset: self.offset,
+            byte_available: self.byte_available,
+            chain_head: self.chain_head,
+            num_tokens: self.num_tokens,
+        };
+        // Before `fast_end` every position has a full lookahead (so no end-of-data
+        // handling and every position gets hashed) and is not the slide point: the
+        // checks of the general loop are known to pass there.
+        let fast_end = (window_end + 1)
+            .saturating_sub(MIN_MATCH_LENGTH + MAX_MATCH_LENGTH)
+            .min(SLIDE_POINT);
+        while c.index < fast_end {
+            self.deflate_step::<LAZY, true>(&mut c);
+        }
+        let stop_at_slide_point = !self.sync && !self.pass_slide_point;
         loop {
-            debug_assert!(index <= window_end, "index > windowEnd");
-            let lookahead = window_end - index;
+            debug_assert!(c.index <= window_end, "index > windowEnd");
+            let lookahead = window_end - c.index;
             if lookahead < MIN_MATCH_LENGTH + MAX_MATCH_LENGTH {
-                if !sync {
+                if !self.sync {
                     break;
                 }
                 if lookahead == 0 {
-                    if LAZY && byte_available {
-                        let lit = self.window[index - 1];
-                        self.tokens.push(literal_token(lit as u32));
-                        byte_available = false;
+                    if LAZY && c.byte_available {
+                        let lit = self.window[c.index - 1];
+                        self.tokens[c.num_tokens] = literal_token(lit as u32);
+                        c.num_tokens += 1;
+                        c.byte_available = false;
                     }
-                    if !self.tokens.is_empty() {
-                        self.write_block(index);
-                        self.tokens.clear();
+                    if c.num_tokens > 0 {
+                        self.write_block(c.index, c.num_tokens);
+                        c.num_tokens = 0;
                     }
                     break;
                 }
             }
-            if index == SLIDE_POINT && stop_at_slide_point {
+            if c.index == SLIDE_POINT && stop_at_slide_point {
                 // Stop for the caller to decide when the window slides.
                 self.paused = true;
                 break;
             }
-            self.prefetch_hash(index + PREFETCH_DISTANCE);
-            if (index as i64) < max_insert_index {
-                chain_head = self.insert_hash(index, hash_offset) as i64;
-            }
-            let prev_length = length;
-            let prev_offset = offset;
-            length = MIN_MATCH_LENGTH - 1;
-            offset = 0;
-            let min_index = (index as i64 - WINDOW_SIZE as i64).max(0);
+            self.deflate_step::<LAZY, false>(&mut c);
+        }
+        self.index = c.index;
+        self.length = c.length;
+        self.offset = c.offset;
+        self.byte_available = c.byte_available;
+        self.chain_head = c.chain_head;
+        self.num_tokens = c.num_tokens;
+    }
 
-            let want_search = if LAZY {
-                lookahead > prev_length && prev_length < lazy_limit
-            } else {
-                lookahead > MIN_MATCH_LENGTH - 1
-            };
-            if want_search && chain_head - hash_offset >= min_index {
-                if let Some((new_length, new_offset)) = self.find_match(
-                    index,
-                    chain_head - hash_offset,
-                    MIN_MATCH_LENGTH - 1,
-                    lookahead,
-                    0,
-                ) {
-                    length = new_length;
-                    offset = new_offset;
-                }
-            }
-            let emit_match = if LAZY {
-                prev_length >= MIN_MATCH_LENGTH && length <= prev_length
-            } else {
-                length >= MIN_MATCH_LENGTH
-            };
-            if emit_match {
-                // There was a match at the previous step and the current one is not
-                // better (lazy), or there is a match here (greedy): output it.
-                let tok = if LAZY {
-                    match_token(
-                        prev_length as u32 - BASE_MATCH_LENGTH,
-                        prev_offset as u32 - BASE_MATCH_OFFSET,
-                    )
-                } else {
-                    match_token(
-                        length as u32 - BASE_MATCH_LENGTH,
-                        offset as u32 - BASE_MATCH_OFFSET,
-                    )
-                };
-                self.tokens.push(tok);
-                if LAZY || length as i64 <= fast_skip {
-                    let new_index = if LAZY {
-                        index + prev_length - 1
-                    } else {
-                        index + length
-                    };
-                    let mut i = index + 1;
-                    while i < new_index {
-                        self.prefetch_hash(i + PREFETCH_DISTANCE);
-                        if (i as i64) < max_insert_index {
-                            self.insert_hash(i, hash_offset);
-                        }
-                        i += 1;
-                    }
-                    index = i;
-                    if LAZY {
-                        byte_available = false;
-                        length = MIN_MATCH_LENGTH - 1;
-                    }
-                } else {
-                    index += length;
-                }
-                if self.tokens.len() == MAX_FLATE_BLOCK_TOKENS {
-                    self.write_block(index);
-                    self.tokens.clear();
-                }
-            } else {
-                if !LAZY || byte_available {
-                    let i = if LAZY { index - 1 } else { index };
-                    self.tokens.push(literal_token(self.window[i] as u32));
-                    if self.tokens.len() == MAX_FLATE_BLOCK_TOKENS {
-                        self.write_block(i + 1);
-                        self.tokens.clear();
-                    }
-                }
-                index += 1;
-                if LAZY {
-                    byte_available = true;
-                }
+    /// One position of Go's `deflate` loop (after its end-of-data and slide checks).
+    /// `FAST`: the position is before the loop's `fast_end`.
+    #[inline(always)]
+    fn deflate_step<const LAZY: bool, const FAST: bool>(&mut self, c: &mut Cursor) {
+        let window_end = self.window_end;
+        let max_insert_index = self.max_insert_index;
+        let hash_offset = self.hash_offset;
+        let index = c.index;
+        let lookahead = window_end - index;
+        if FAST {
+            // index + PREFETCH_DISTANCE + 4 <= window_end: the lookahead is full.
+            self.prefetch_slot(self.hash_at::<true>(index + PREFETCH_DISTANCE));
+        } else {
+            self.prefetch_hash(index + PREFETCH_DISTANCE);
+        }
+        if FAST || (index as i64) < max_insert_index {
+            let hash = self.hash_at::<true>(index);
+            c.chain_head = self.insert_hash(index, hash, hash_offset) as i64;
+        }
+        let prev_length = c.length;
+        let prev_offset = c.offset;
+        c.length = MIN_MATCH_LENGTH - 1;
+        c.offset = 0;
+        let min_index = (index as i64 - WINDOW_SIZE as i64).max(0);
+
+        let want_search = if LAZY {
+            lookahead > prev_length && prev_length < self.cl.lazy
+        } else {
+            lookahead > MIN_MATCH_LENGTH - 1
+        };
+        if want_search && c.chain_head - hash_offset >= min_index {
+            if let Some((new_length, new_offset)) = self.find_match(
+                index,
+                c.chain_head - hash_offset,
+                MIN_MATCH_LENGTH - 1,
+                lookahead,
+                0,
+            ) {
+                c.length = new_length;
+                c.offset = new_offset;
             }
         }
-        self.index = index;
-        self.length = length;
-        self.offset = offset;
-        self.byte_available = byte_available;
-        self.chain_head = chain_head;
+        let emit_match = if LAZY {
+            prev_length >= MIN_MATCH_LENGTH && c.length <= prev_length
+        } else {
+            c.length >= MIN_MATCH_LENGTH
+        };
+        if emit_match {
+            // There was a match at the previous step and the current one is not
+            // better (lazy), or there is a match here (greedy): output it.
+            let tok = if LAZY {
+                match_token(
+                    prev_length as u32 - BASE_MATCH_LENGTH,
+                    prev_offset as u32 - BASE_MATCH_OFFSET,
+                )
+            } else {
+                match_token(
+                    c.length as u32 - BASE_MATCH_LENGTH,
+                    c.offset as u32 - BASE_MATCH_OFFSET,
+                )
+            };
+            self.tokens[c.num_tokens] = tok;
+            c.num_tokens += 1;
+            if LAZY || c.length as i64 <= self.cl.fast_skip_hashing as i64 {
+                let new_index = if LAZY {
+                    index + prev_length - 1
+                } else {
+                    index + c.length
+                };
+                // With FAST, new_index <= index + MAX_MATCH_LENGTH - 1 < window_end - 3:
+                // every skipped position is hashed, and its 4 bytes are in the window.
+                let mut i = index + 1;
+                while i < new_index {
+                    self.prefetch_hash(i + PREFETCH_DISTANCE);
+                    if FAST || (i as i64) < max_insert_index {
+                        let hash = self.hash_at::<true>(i);
+                        self.insert_hash(i, hash, hash_offset);
+                    }
+                    i += 1;
+                }
+                c.index = i;
+                if LAZY {
+                    c.byte_available = false;
+                    c.length = MIN_MATCH_LENGTH - 1;
+                }
+            } else {
+                c.index = index + c.length;
+            }
+            if c.num_tokens == MAX_FLATE_BLOCK_TOKENS {
+                self.write_block(c.index, c.num_tokens);
+                c.num_tokens = 0;
+            }
+        } else {
+            if !LAZY || c.byte_available {
+                let i = if LAZY { index - 1 } else { index };
+                self.tokens[c.num_tokens] = literal_token(self.window[i] as u32);
+                c.num_tokens += 1;
+                if c.num_tokens == MAX_FLATE_BLOCK_TOKENS {
+                    self.write_block(i + 1, c.num_tokens);
+                    c.num_tokens = 0;
+                }
+            }
+            c.index = index + 1;
+            if LAZY {
+                c.byte_available = true;
+            }
+        }
     }
 
     /// Whether the search at SLIDE_POINT can give a different result once the first
