@@ -17,6 +17,7 @@ from transship.transports.archive import (
     DockerArchiveSource,
     OCIArchiveSource,
 )
+from transship.transports.archive_images import ArchiveImages
 from transship.transports.oci_layout import OCILayoutDestination, OCILayoutSource
 
 
@@ -256,3 +257,32 @@ def test_parallel_blobs_are_spooled_not_serialized(tmp_path):
         for data in (slow, fast):
             assert tar.extractfile(f"blobs/sha256/{digest_bytes(data)[7:]}").read() == data
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.tar"]
+
+
+def test_archive_lists_untagged_images_but_not_children_of_an_index(sample_images):
+    src = OCILayoutSource(sample_images.layout.path)
+    index = src.get_manifest("", "oci-multi")
+    children = [src.get_manifest("", d.digest) for d in index.parse().manifests]
+    tiny, single = src.get_manifest("", "tiny"), src.get_manifest("", "oci-single")
+    images = ArchiveImages(Platform("linux", "amd64"))
+    for child in children:  # children arrive by digest, as the engine sends them
+        images.add(None, child)
+        images.add_untagged(child)
+    images.add("samples/multi:v1", index)
+    images.add(None, tiny)
+    images.add_untagged(tiny)
+    images.add("samples/single:v1", tiny)
+    images.add("samples/single:v1", single)  # the last manifest under a name wins
+    members = dict(images.index_members(lambda digest: True))
+    listed = {
+        m["digest"]: (m.get("annotations") or {}).get("org.opencontainers.image.ref.name")
+        for m in json.loads(members["index.json"])["manifests"]
+    }
+    assert listed == {
+        index.digest: "samples/multi:v1",
+        tiny.digest: None,
+        single.digest: "samples/single:v1",
+    }
+    tags = [e["RepoTags"] for e in json.loads(members["manifest.json"])]
+    assert sorted(tags, key=len) == [[], ["samples/multi:v1"], ["samples/single:v1"]]
+    assert any("manifest.json has its linux/amd64" in note for note in images.notes)

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 from transship.bundle.codecs import RawCodec
 from transship.bundle.datafile import io_error
-from transship.bundle.layout import LayoutImage, default_platform, full_image_name, layout_members
+from transship.bundle.layout import blob_path, full_image_name
 from transship.bundle.meta import fsync_dir
 from transship.bundle.tarfmt import TarMember, index_archive, normalize_member_name
 from transship.bundle.writer import BlobStoreWriter, DataFileNaming
@@ -37,14 +37,15 @@ from transship.oci.descriptor import Descriptor, Platform
 from transship.oci.digest import DigestVerifier, is_digest
 from transship.oci.manifest import ImageIndex, ImageManifest, RawManifest
 from transship.reference import DOCKER_HUB, ImageReference
-from transship.transports.base import Destination, ImageLocation, ProgressCallback, Source
+from transship.transports.archive_images import ArchiveImages
+from transship.transports.base import CHUNK, Destination, ImageLocation, ProgressCallback, Source
 from transship.transports.oci_layout import (
     LayoutSourceBase,
     find_in_index,
+    image_name,
     read_index_entries,
 )
 
-CHUNK = 1 << 20
 _SMALL = 64 << 20  # largest member read whole (manifests, configs, index files)
 
 
@@ -108,11 +109,6 @@ class TarView:
         return io.BufferedReader(raw, CHUNK)  # type: ignore[return-value]
 
 
-def _blob_member(digest: str) -> str:
-    algorithm, hex_part = digest.split(":", 1)
-    return f"blobs/{algorithm}/{hex_part}"
-
-
 class OCIArchiveSource(LayoutSourceBase):
     name = "oci-archive"
 
@@ -128,11 +124,11 @@ class OCIArchiveSource(LayoutSourceBase):
     def read_blob_bytes(self, digest: str) -> bytes:
         if not is_digest(digest):
             raise NotFoundError(f"{self.where}: not a digest: {digest!r}")
-        return self.tar.read(_blob_member(digest))
+        return self.tar.read(blob_path(digest))
 
     @contextmanager
     def _open(self, desc: Descriptor, offset: int) -> Iterator[BinaryIO]:
-        stream = self.tar.open(_blob_member(desc.digest), offset)
+        stream = self.tar.open(blob_path(desc.digest), offset)
         try:
             yield stream
         finally:
@@ -237,19 +233,19 @@ class DockerArchiveSource(Source):
                 continue
             if not found:
                 continue
-            data = self.tar.read(_blob_member(found["digest"]))
+            data = self.tar.read(blob_path(found["digest"]))
             top = RawManifest(data, found.get("mediaType") or mt.OCI_MANIFEST, found["digest"])
             candidates = [top]
             parsed = top.parse()
             if isinstance(parsed, ImageIndex):
                 candidates = [
-                    RawManifest(self.tar.read(_blob_member(d.digest)), d.media_type, d.digest)
+                    RawManifest(self.tar.read(blob_path(d.digest)), d.media_type, d.digest)
                     for d in parsed.manifests
-                    if self.tar.has(_blob_member(d.digest))
+                    if self.tar.has(blob_path(d.digest))
                 ]
             for manifest in candidates:
                 image = manifest.parse()
-                if isinstance(image, ImageManifest) and _blob_member(
+                if isinstance(image, ImageManifest) and blob_path(
                     image.config.digest
                 ) == normalize_member_name(entry["Config"]):
                     manifest_digest = DigestVerifier(manifest.digest, len(manifest.data))
@@ -314,8 +310,8 @@ class DockerArchiveSource(Source):
     def _open(self, desc: Descriptor, offset: int) -> Iterator[BinaryIO]:
         with self._lock:
             name = self._blob_members.get(desc.digest)
-        if name is None and is_digest(desc.digest) and self.tar.has(_blob_member(desc.digest)):
-            name = _blob_member(desc.digest)
+        if name is None and is_digest(desc.digest) and self.tar.has(blob_path(desc.digest)):
+            name = blob_path(desc.digest)
         if name is None:
             raise NotFoundError(f"{self.where}: no blob {desc.digest} (read its manifest first)")
         stream = self.tar.open(name, offset)
@@ -339,7 +335,6 @@ class ArchiveWriter:
 
     def __init__(self, path: Path, platform: Platform | None = None, keep_partial: bool = False):
         self.path = path
-        self.platform = platform or default_platform()
         partial_stem = f".{path.name}.partial"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -354,10 +349,8 @@ class ArchiveWriter:
         )
         self._discard_partial()
         self._codec = RawCodec()
-        self._lock = threading.Lock()
-        self._manifests: dict[str, RawManifest] = {}
-        self._images: dict[str, LayoutImage] = {}  # by name (or digest for untagged)
-        self.notes: list[str] = []  # e.g. which platform of an index manifest.json got
+        self.images = ArchiveImages(platform)
+        self.notes = self.images.notes  # e.g. which platform of an index manifest.json got
 
     def _discard_partial(self) -> None:
         for partial in self.store.existing_files().values():
@@ -379,32 +372,13 @@ class ArchiveWriter:
 
     def put_manifest(self, name: str | None, manifest: RawManifest) -> None:
         self.store.put(manifest.descriptor, [manifest.data], self._codec)
-        with self._lock:
-            self._manifests[manifest.digest] = manifest
-            if name is not None:
-                self._images[name] = LayoutImage(name, manifest)
+        self.images.add(name, manifest)
 
     def add_untagged(self, manifest: RawManifest) -> None:
-        with self._lock:
-            self._images.setdefault(manifest.digest, LayoutImage(None, manifest))
+        self.images.add_untagged(manifest)
 
     def finish(self) -> None:
-        children_of_indexes: set[str] = set()
-        images = list(self._images.values())
-        for image in images:
-            parsed = image.manifest.parse()
-            if isinstance(parsed, ImageIndex):
-                image.children = {
-                    d.digest: self._manifests[d.digest]
-                    for d in parsed.manifests
-                    if d.digest in self._manifests
-                }
-                children_of_indexes.update(d.digest for d in parsed.manifests)
-        named = {i.manifest.digest for i in images if i.name}
-        images = [
-            i for i in images if i.name or (i.manifest.digest not in children_of_indexes | named)
-        ]
-        for name, data in layout_members(images, self.platform, self.has_blob, self.notes):
+        for name, data in self.images.index_members(self.has_blob):
             self.store.put_extra_member(name, data)
         self.store.finish()
         self.store.remove_journals()
@@ -457,8 +431,7 @@ class ArchiveDestination(Destination):
             self.writer.put_manifest(None, manifest)
             self.writer.add_untagged(manifest)
             return
-        name = self.ref or (f"{repository}:{reference}" if repository else reference)
-        self.writer.put_manifest(name, manifest)
+        self.writer.put_manifest(image_name(self.ref, repository, reference), manifest)
 
     def commit(self) -> None:
         self.writer.finish()

@@ -11,22 +11,19 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from transship.errors import TransshipError
-from transship.oci.descriptor import Descriptor, Platform
-from transship.oci.manifest import RawManifest
+from transship.oci.descriptor import Platform
 from transship.transports.archive import ArchiveDestination
-from transship.transports.base import Destination, ProgressCallback
 
 
 class ContainerdError(TransshipError):
     """`ctr` is missing or failed to import the images."""
 
 
-class ContainerdDestination(Destination):
-    name = "containerd"
+class ContainerdDestination(ArchiveDestination):
+    """An archive destination writing to a temporary file that `ctr` imports at commit."""
 
     def __init__(
         self,
@@ -44,26 +41,8 @@ class ContainerdDestination(Destination):
         self.all_platforms = all_platforms
         self._tmp = Path(tempfile.mkdtemp(prefix="transship-ctr.", dir=work_dir))
         self.archive_path = self._tmp / "images.tar"
-        self._archive = ArchiveDestination(self.archive_path, ref=ref, platform=platform)
+        super().__init__(self.archive_path, ref=ref, kind="containerd", platform=platform)
         self.output = ""
-
-    def has_blob(self, repository: str, desc: Descriptor) -> bool:
-        return self._archive.has_blob(repository, desc)
-
-    def put_blob(
-        self,
-        repository: str,
-        desc: Descriptor,
-        chunks: Iterable[bytes],
-        progress: ProgressCallback | Callable[[int], None] | None = None,
-    ) -> None:
-        self._archive.put_blob(repository, desc, chunks, progress)
-
-    def has_manifest(self, repository: str, reference: str, digest: str) -> bool:
-        return False
-
-    def put_manifest(self, repository: str, reference: str, manifest: RawManifest) -> None:
-        self._archive.put_manifest(repository, reference, manifest)
 
     def command(self) -> list[str]:
         cmd = [self.ctr, "-n", self.namespace]
@@ -75,7 +54,7 @@ class ContainerdDestination(Destination):
         return [*cmd, str(self.archive_path)]
 
     def commit(self) -> None:
-        self._archive.commit()
+        super().commit()
         if shutil.which(self.ctr) is None:
             raise ContainerdError(
                 f"{self.ctr!r} not found: install containerd's ctr to import into containerd"
@@ -95,7 +74,7 @@ class ContainerdDestination(Destination):
             )
 
     def abort(self) -> None:
-        self._archive.abort()
+        super().abort()
         self.close()
 
     def close(self) -> None:

@@ -24,16 +24,16 @@ from typing import Any
 import httpx
 
 from transship.bundle.datafile import io_error, write_verified_file
-from transship.bundle.layout import LayoutImage, default_platform, layout_members
+from transship.bundle.layout import blob_path
 from transship.bundle.tarfmt import EOF_MARKER, member_header, padding
 from transship.errors import TransshipError
 from transship.oci.descriptor import Descriptor, Platform
 from transship.oci.digest import is_digest
-from transship.oci.manifest import ImageIndex, RawManifest
-from transship.transports.base import Destination, ProgressCallback
+from transship.oci.manifest import RawManifest
+from transship.transports.archive_images import ArchiveImages
+from transship.transports.base import Destination, ProgressCallback, iter_stream
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
-CHUNK = 1 << 20
 _END = object()
 
 
@@ -89,18 +89,16 @@ class DockerDaemonDestination(Destination):
     ):
         self.socket_path = socket_path or socket_from_env()
         self.ref = ref
-        self.platform = platform or default_platform()
         self.spool_dir = Path(spool_dir) if spool_dir else None
         self.timeout = timeout
         self._lock = threading.Lock()  # one member at a time enters the stream
         self._blobs: set[str] = set()
-        self._manifests: dict[str, RawManifest] = {}
-        self._images: dict[str, LayoutImage] = {}
+        self._images = ArchiveImages(platform)
         self._pipe = _BodyPipe()
         self._thread: threading.Thread | None = None
         self._response: dict[str, Any] = {}
         self.loaded: list[str] = []
-        self.notes: list[str] = []  # e.g. the platform an index was reduced to
+        self.notes = self._images.notes  # e.g. the platform an index was reduced to
 
     # -- the request -----------------------------------------------------------------------
 
@@ -168,11 +166,7 @@ class DockerDaemonDestination(Destination):
                 if desc.digest in self._blobs:
                     return
                 with open(spool, "rb") as f:
-                    self._send_member(
-                        f"blobs/sha256/{desc.digest.split(':', 1)[1]}",
-                        desc.size,
-                        iter(lambda: f.read(CHUNK), b""),
-                    )
+                    self._send_member(blob_path(desc.digest), desc.size, iter_stream(f))
                 self._blobs.add(desc.digest)
         finally:
             spool.unlink(missing_ok=True)
@@ -183,31 +177,15 @@ class DockerDaemonDestination(Destination):
     def put_manifest(self, repository: str, reference: str, manifest: RawManifest) -> None:
         with self._lock:
             if manifest.digest not in self._blobs:
-                self._send_member(
-                    f"blobs/sha256/{manifest.digest.split(':', 1)[1]}",
-                    len(manifest.data),
-                    [manifest.data],
-                )
+                self._send_member(blob_path(manifest.digest), len(manifest.data), [manifest.data])
                 self._blobs.add(manifest.digest)
-            self._manifests[manifest.digest] = manifest
-            if not is_digest(reference):
-                name = self.ref or f"{repository}:{reference}"
-                self._images[name] = LayoutImage(name, manifest)
+            # By digest only: in the stream, but not listed (docker load names images by tag).
+            name = None if is_digest(reference) else self.ref or f"{repository}:{reference}"
+            self._images.add(name, manifest)
 
     def commit(self) -> None:
         with self._lock:
-            images = list(self._images.values())
-            for image in images:
-                parsed = image.manifest.parse()
-                if isinstance(parsed, ImageIndex):
-                    image.children = {
-                        d.digest: self._manifests[d.digest]
-                        for d in parsed.manifests
-                        if d.digest in self._manifests
-                    }
-            for name, data in layout_members(
-                images, self.platform, self._blobs.__contains__, self.notes
-            ):
+            for name, data in self._images.index_members(self._blobs.__contains__):
                 self._send_member(name, len(data), [data])
             self._send(EOF_MARKER)
             self._pipe.send(_END, self._alive)

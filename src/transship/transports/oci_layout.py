@@ -47,6 +47,14 @@ def name_candidates(repository: str, reference: str) -> list[str]:
     return names
 
 
+def image_name(ref: str | None, repository: str, tag: str) -> str:
+    """The name an image is written under in a layout or archive: the spec's ref when it
+    gave one, else `repository:tag` (the bare tag when there is no repository)."""
+    if ref:
+        return ref
+    return f"{repository}:{tag}" if repository else tag
+
+
 def find_in_index(
     entries: list[dict[str, Any]], repository: str, reference: str, where: str
 ) -> dict[str, Any]:
@@ -199,7 +207,7 @@ class OCILayoutDestination(Destination):
             return False
         if is_digest(reference):
             return True
-        name = self.image_name(repository, reference)
+        name = image_name(self.ref, repository, reference)
         with self._lock:
             entries = list(self._new_entries)
         index_path = self.root / "index.json"
@@ -210,18 +218,13 @@ class OCILayoutDestination(Destination):
             for e in entries
         )
 
-    def image_name(self, repository: str, tag: str) -> str:
-        if self.ref:
-            return self.ref
-        return f"{repository}:{tag}" if repository else tag
-
     def put_manifest(self, repository: str, reference: str, manifest: RawManifest) -> None:
         path = blob_file(self.root, manifest.digest)
         if not path.exists():
             write_verified_file(path, manifest.descriptor, [manifest.data])
         if is_digest(reference):
             return
-        name = self.image_name(repository, reference)
+        name = image_name(self.ref, repository, reference)
         entry = manifest.descriptor.to_json()
         entry["annotations"] = {REF_NAME: name}
         with self._lock:
