@@ -32,6 +32,7 @@ from transship.oci.digest import is_digest
 from transship.oci.manifest import RawManifest
 from transship.transports.archive_images import ArchiveImages
 from transship.transports.base import Destination, ProgressCallback, iter_stream
+from transship.transports.oci_layout import image_name
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 _END = object()
@@ -180,7 +181,7 @@ class DockerDaemonDestination(Destination):
                 self._send_member(blob_path(manifest.digest), len(manifest.data), [manifest.data])
                 self._blobs.add(manifest.digest)
             # By digest only: in the stream, but not listed (docker load names images by tag).
-            name = None if is_digest(reference) else self.ref or f"{repository}:{reference}"
+            name = None if is_digest(reference) else image_name(self.ref, repository, reference)
             self._images.add(name, manifest)
 
     def commit(self) -> None:
