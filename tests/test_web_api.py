@@ -167,6 +167,24 @@ def test_bad_requests_are_answered_at_once(client, body, status, fragment):
     assert client.get("/api/jobs", headers=AUTH).json()["jobs"] == []
 
 
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ({"codec": "zstd"}, "codec: Input should be 'raw' or 'dedup'"),
+        ({"codec": "dedup", "dedup_effort": "ultra"}, "dedup_effort: Input should be 'max'"),
+        ({"codec": None}, "codec"),
+    ],
+)
+def test_save_refuses_an_unknown_bundle_contents(client, tmp_path, extra, fragment):
+    bundle = tmp_path / "bundle"
+    body = {"source": "company", "images": "a/b:1", "bundle": str(bundle), **extra}
+    response = client.post("/api/save", headers=AUTH, json=body)
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["error"]
+    assert client.get("/api/jobs", headers=AUTH).json()["jobs"] == []
+    assert not bundle.exists()
+
+
 def test_body_must_be_json(client):
     response = client.post(
         "/api/copy", headers={**AUTH, "Content-Type": "application/json"}, content=b"{nope"

@@ -13,6 +13,7 @@ import yaml
 from tests.conftest import require_tools
 from tests.support.images import skopeo_inspect
 from tests.web_browser import WINDOW, Browser, chromium_once, running_ui
+from transship.bundle.meta import load_meta
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -96,6 +97,11 @@ def test_page_shows_the_registries_and_speaks_english_or_chinese(tmp_path):
     assert _options(english, "target")[1:] == _options(english, "source")[1:]
     assert _text_of(english, "status") == "Ready"
     assert "Target registry" in english and "目标仓库" not in english
+    assert _options(english, "contents") == [
+        "Layers as they are (fastest)",
+        "Files stored once — smaller, slower (best for USB)",
+        "Smallest — slowest",
+    ]
     assert "pw-hidden-42" not in english
 
     chinese = results["zh"].stdout  # the browser prefers Chinese
@@ -104,6 +110,7 @@ def test_page_shows_the_registries_and_speaks_english_or_chinese(tmp_path):
     assert "目标仓库" in chinese and "Target registry" not in chinese
     assert _options(chinese, "target")[0] == "（请选择仓库）"
     assert _options(chinese, "target")[1:] == _options(english, "target")[1:]
+    assert _options(chinese, "contents")[0] == "层原样保存（最快）"
 
     no_token = results["no-token"].stdout  # ?lang=zh chosen in the address
     assert "访问令牌" in _text_of(no_token, "banner")
@@ -159,6 +166,17 @@ def test_copy_from_the_page_with_live_progress_then_switch_to_chinese(
             browser.screenshot(tmp_path / "after-copy-en.png")
 
             browser.set_value("images", "samples/oci-multi:v1\nsamples/docker-single:v1\n")
+            browser.set_value("bundle", str(tmp_path / "usb"))
+            browser.set_value("contents", "dedup:balanced")
+            browser.click("btn-save")
+            browser.wait_for(
+                "document.getElementById('log').textContent.includes('Bundle written')"
+            )
+            browser.wait_for("document.getElementById('status').textContent === 'Finished'")
+            assert "dedup: " in browser.text("log")
+            assert "(files stored once)" in browser.text("history")
+            browser.screenshot(tmp_path / "after-save-en.png")
+
             browser.click("btn-analyze")
             browser.wait_for("!document.getElementById('report-link').hidden")
             href = browser.evaluate("document.getElementById('report-link').href")
@@ -177,3 +195,4 @@ def test_copy_from_the_page_with_live_progress_then_switch_to_chinese(
         _, expected, _ = skopeo_inspect(source_registry.server, f"samples/{name}:v1", raw=True)
         assert out == expected
     assert (tmp_path / "after-copy-zh.png").read_bytes().startswith(PNG_MAGIC)
+    assert "dedup" in load_meta(tmp_path / "usb" / "bundle.meta.json").codec_data

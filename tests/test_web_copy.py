@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
+import httpx
 import pytest
 
 from tests.support.images import skopeo_inspect
 from tests.web_support import AUTH, GateProxy, engine_events, parse_sse, ui_client
+from transship.bundle.meta import load_meta
 
 COPIED = ["tiny", "oci-single", "docker-multi"]
 
@@ -205,8 +208,9 @@ def test_save_then_load_a_bundle_through_the_api(source_registry, fresh_registry
         _, events = _run_job(
             client, "save", {"source": "src", "images": images, "bundle": str(bundle)}
         )
-        done = engine_events(events)[-1]
+        done, written = engine_events(events)[-2:]  # the bundle is committed after the run
         assert done["event"] == "RunDone" and done["ok"] == 2, engine_events(events)
+        assert written["event"] == "BundleWritten", engine_events(events)
         assert events[-1].data["status"] == "finished"
         assert sorted(p.name for p in bundle.glob("*.meta.json")) == ["bundle.meta.json"]
 
@@ -228,6 +232,70 @@ def test_save_then_load_a_bundle_through_the_api(source_registry, fresh_registry
             assert _raw(target, f"site/apps/{name}@{digest}") == _raw(
                 source_registry.server, f"samples/{name}@{digest}"
             )
+
+
+def test_save_with_files_stored_once_then_load_it_back(source_registry, fresh_registry, tmp_path):
+    """ "Bundle contents: smallest": a dedup bundle (`--codec dedup --dedup-effort max`),
+    its summary in the job's log, and images that load back with their digests."""
+    target = fresh_registry()
+    registries = {
+        "src": {"url": f"http://{source_registry.host}"},
+        "site": {"url": f"http://{target.host}"},
+    }
+    names = ["oci-multi", "docker-single"]
+    bundle = tmp_path / "usb"
+    with ui_client(registries) as client:
+        images = "\n".join(f"samples/{n}:v1" for n in names)
+        body = {"source": "src", "images": images, "bundle": str(bundle)}
+        job_id, events = _run_job(client, "save", {**body, "codec": "dedup", "dedup_effort": "max"})
+        messages = engine_events(events)
+        assert events[-1].data["status"] == "finished", messages
+        assert events[-1].data["params"]["codec"] == "dedup"
+        assert events[-1].data["params"]["dedup_effort"] == "max"
+        assert any(m["event"] == "Finishing" for m in messages), messages
+        written = [m for m in messages if m["event"] == "BundleWritten"]
+        assert len(written) == 1, messages
+        meta_path = bundle / "bundle.meta.json"
+        assert written[0]["path"] == str(meta_path)
+        summary = written[0]["summary"]
+        assert summary and all(line.startswith("dedup: ") for line in summary), summary
+        assert "layers split into file contents" in summary[0]
+
+        meta = load_meta(meta_path)
+        assert "dedup" in meta.codec_data
+        layers = {d for n in names for d in source_registry[n].blobs} & meta.blob_index().keys()
+        rebuilt = [b for b in meta.blobs if b.encoding == "dedup"]
+        assert rebuilt and {b.digest for b in rebuilt} <= layers
+
+        _, events = _run_job(client, "load", {"target": "site", "bundle": str(bundle)})
+        messages = engine_events(events)
+        assert messages[-1]["event"] == "RunDone" and messages[-1]["ok"] == 2, messages
+
+    for name in names:
+        for digest in source_registry[name].manifests:
+            assert _raw(target, f"samples/{name}@{digest}") == _raw(
+                source_registry.server, f"samples/{name}@{digest}"
+            )
+        for digest in source_registry[name].blobs:  # layers, rebuilt ones too, by digest
+            response = httpx.get(
+                f"http://{target.host}/v2/samples/{name}/blobs/{digest}", follow_redirects=True
+            )
+            assert response.status_code == 200, digest
+            assert hashlib.sha256(response.content).hexdigest() == digest.split(":", 1)[1]
+
+
+def test_save_job_without_a_codec_writes_a_plain_bundle(source_registry, tmp_path):
+    registries = {"src": {"url": f"http://{source_registry.host}"}}
+    bundle = tmp_path / "usb"
+    with ui_client(registries) as client:
+        body = {"source": "src", "images": "samples/tiny:v1", "bundle": str(bundle)}
+        _, events = _run_job(client, "save", body)
+    assert events[-1].data["params"]["codec"] == "raw"
+    written = [m for m in engine_events(events) if m["event"] == "BundleWritten"]
+    assert len(written) == 1 and written[0]["summary"] == []
+    meta = load_meta(bundle / "bundle.meta.json")
+    assert "dedup" not in meta.codec_data
+    assert {b.encoding for b in meta.blobs} == {"raw"}
 
 
 def test_analyze_job_offers_its_report_page(source_registry):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -12,11 +11,8 @@ from rich.console import Console
 from transship.cli.common import EXIT_FAILED, EXIT_OK, fail, get_config, handle_errors, read_list
 from transship.cli.main import app
 
-if TYPE_CHECKING:
-    from transship.bundle.codecs import BlobCodec
-
 BUNDLE_FORMATS = ("transship", "image-transmit")
-DEDUP_EFFORTS = ("max", "balanced", "fast")  # transship.dedup.payoff.EFFORT_MIN_GAIN
+DEDUP_EFFORTS = ("max", "balanced", "fast")  # transship.bundle.codec_choice.DEDUP_EFFORTS
 
 
 def bundle_meta_path(
@@ -86,7 +82,7 @@ def save(
         "balanced",
         "--dedup-effort",
         help="With --codec dedup: max rebuilds every layer it can (smallest bundle); "
-        "balanced keeps layers whose rebuild saves under 15 MB per second of work; fast, 40.",
+        "balanced keeps layers whose rebuild saves under 15 MB per second of work; fast, 30.",
     ),
     platform: str = typer.Option(
         None, "--platform", help="Save only this platform of multi-arch images (os/arch)."
@@ -107,9 +103,10 @@ def save(
     transship save --from company --list release.txt -o /media/usb
     transship save --from company --list release.txt --since /media/usb/20261101/img_full_202611010900.meta.json
     """
+    from transship.bundle.codec_choice import codec_summary, make_codec
     from transship.bundle.writer import parse_size
     from transship.cli.common import open_cache
-    from transship.cli.render import make_renderer, print_summary
+    from transship.cli.render import human_bytes, make_renderer, print_summary
     from transship.engine.copy import CopyOptions
     from transship.engine.session import plan_save, run_save
     from transship.oci.descriptor import Platform
@@ -149,7 +146,7 @@ def save(
             since=[str(p) for p in since or ()],
             single_file=single_file,
             volume_size=parse_size(volume_size) if volume_size else None,
-            codec=_codec(codec, dedup_effort),
+            codec=make_codec(codec, dedup_effort),
             platform=Platform.parse(platform) if platform else None,
         )
     console = Console(stderr=json_output, highlight=False)
@@ -173,7 +170,7 @@ def save(
     if not json_output:
         print_summary(console, summary, [(i.text, i.reason) for i in plan.invalid])
     if written:
-        for line in _codec_summary(written):
+        for line in codec_summary(written, human_bytes):
             console.print(line, markup=False, soft_wrap=True)
         console.print(f"bundle written: {written}", markup=False, soft_wrap=True)
     else:
@@ -182,32 +179,3 @@ def save(
         )
     failed = summary.failed or summary.invalid or plan.invalid
     raise typer.Exit(EXIT_FAILED if failed or not written else EXIT_OK)
-
-
-def _codec(name: str, dedup_effort: str) -> BlobCodec:
-    from transship.bundle.codecs import get_codec
-
-    codec = get_codec(name)
-    if name == "dedup":
-        from transship.dedup.payoff import EFFORT_MIN_GAIN
-        from transship.dedup.recipe_cache import default_recipe_dir
-
-        codec.min_gain = EFFORT_MIN_GAIN[dedup_effort]  # type: ignore[attr-defined]
-        codec.recipe_cache = default_recipe_dir()  # type: ignore[attr-defined]
-    return codec
-
-
-def _codec_summary(meta_path: Path) -> list[str]:
-    """What a codec did (dedup: layers split or kept as they are, and why)."""
-    if not meta_path.name.endswith(".meta.json"):
-        return []
-    from transship.bundle.meta import load_meta
-
-    meta = load_meta(meta_path)
-    if "dedup" not in meta.codec_data:
-        return []
-    from transship.bundle.dedup_codec import bundle_stats
-    from transship.cli.render import human_bytes
-
-    stats = bundle_stats(meta)
-    return stats.summary_lines(human_bytes) if stats else []

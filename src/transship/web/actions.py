@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,6 +51,9 @@ class JobRequest(BaseModel):
     retries: int | None = Field(default=None, ge=0, le=20)
     platforms: list[str] = Field(default_factory=list)
     bundle: str | None = None  # bundle path, for save and load
+    # Save only: how layers are stored (`transship save --codec/--dedup-effort`).
+    codec: Literal["raw", "dedup"] = "raw"
+    dedup_effort: Literal["max", "balanced", "fast"] = "balanced"
 
 
 @dataclass(frozen=True)
@@ -207,26 +211,58 @@ def _bundle_path(request: JobRequest) -> str:
 
 
 def prepare_save(cfg: Config, request: JobRequest) -> PreparedJob:
-    """Registry -> bundle (image-transmit's "download")."""
+    """Registry -> bundle (image-transmit's "download"), its layers as they are or, with
+    the dedup codec, as file contents stored once."""
+    from transship.bundle.codec_choice import make_codec
+
     bundle = _bundle_path(request)
     lines = parse_image_list(request.images)
     if not lines:
         raise ConfigError("the image list is empty: paste one image per line")
     plan = plan_save(cfg, lines, source=request.source or None)
     options = _copy_options(cfg, request)
+    codec = make_codec(request.codec, request.dedup_effort)
 
     def run(job: Job) -> None:
         options.cancel = job.cancel
         job.stats.set_total(len(plan.planned) + len(plan.invalid))
         _report_invalid_lines(job, plan.invalid)
-        run_save(cfg, plan.planned, bundle, options, job.emit, blob_cache=open_cache(cfg, None))
+        _, written = run_save(
+            cfg,
+            plan.planned,
+            bundle,
+            options,
+            job.emit,
+            blob_cache=open_cache(cfg, None),
+            codec=codec,
+        )
+        if written is not None:
+            _report_bundle_written(job, written)
 
     params = {
         "source": request.source or "",
         "bundle": bundle,
         "images": len(plan.planned) + len(plan.invalid),
+        "codec": request.codec,
     }
+    if request.codec == "dedup":
+        params["dedup_effort"] = request.dedup_effort
     return PreparedJob("save", params, run)
+
+
+def _report_bundle_written(job: Job, meta_path: Path) -> None:
+    """Where the bundle is, and what the codec did (the lines `transship save` prints)."""
+    from transship.bundle.codec_choice import codec_summary
+    from transship.slim.analyze.formatting import human_bytes  # as the CLI shows sizes
+
+    job.record(
+        {
+            "event": "BundleWritten",
+            "time": time.time(),
+            "path": str(meta_path),
+            "summary": codec_summary(meta_path, human_bytes),
+        }
+    )
 
 
 def prepare_load(cfg: Config, request: JobRequest) -> PreparedJob:

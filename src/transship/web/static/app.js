@@ -201,6 +201,7 @@
       button.disabled = running || button.dataset.available === "false";
     }
     $("btn-cancel").disabled = !running || state.cancelling;
+    $("contents").disabled = $("btn-save").dataset.available === "false";
   }
 
   // -- starting and following jobs ------------------------------------------------------------------
@@ -215,6 +216,12 @@
       platforms: platform ? platform.split(/[\s,]+/).filter(Boolean) : [],
     };
     if (kind === "save" || kind === "load") request.bundle = $("bundle").value.trim() || null;
+    if (kind === "save") {
+      // "dedup:balanced" -> codec dedup, effort balanced (as `transship save --codec --dedup-effort`)
+      const [codec, effort] = $("contents").value.split(":");
+      request.codec = codec;
+      if (effort) request.dedup_effort = effort;
+    }
     return request;
   }
 
@@ -238,6 +245,7 @@
     showBanner("");
     localStorage.setItem("transship.source", $("source").value);
     localStorage.setItem("transship.target", $("target").value);
+    if (kind === "save") localStorage.setItem("transship.contents", $("contents").value);
     try {
       const body = await api(`/api/${kind}`, { method: "POST", body: request });
       follow(body.job, kind, true);
@@ -376,6 +384,13 @@
       case "LayerScanned":
         log(e.error ? "warn" : "dim", () => t("web.log.layer_scanned", { done: e.done, total: e.total, digest: shortDigest(e.digest), size: bytes(e.size) }), at);
         break;
+      case "Finishing":
+        log("info", () => t("web.log.finishing", { what: e.what }), at);
+        break;
+      case "BundleWritten":
+        for (const line of e.summary || []) log("info", () => line, at);
+        log("ok", () => t("web.log.bundle_written", { path: e.path }), at);
+        break;
       case "ReportReady": {
         const link = $("report-link");
         link.href = `${e.url}?token=${encodeURIComponent(state.token)}`;
@@ -494,7 +509,10 @@
       row.title = t("web.history.open");
       const p = job.params || {};
       const from = p.source || (job.kind === "load" ? p.bundle : "") || "…";
-      const to = p.target || (job.kind === "save" ? p.bundle : "");
+      let to = p.target || (job.kind === "save" ? p.bundle : "");
+      if (job.kind === "save" && p.codec === "dedup") {
+        to += ` (${t(p.dedup_effort === "max" ? "web.history.dedup_max" : "web.history.dedup")})`;
+      }
       const s = job.stats;
       const result = t("web.history.counts", { success: s.success, failed: s.failed, invalid: s.invalid, total: s.total });
       const status = document.createElement("td");
@@ -523,6 +541,8 @@
     });
     $("log-details").addEventListener("change", renderLog);
     $("failures-retry").addEventListener("click", retryFailures);
+    const contents = localStorage.getItem("transship.contents");
+    if ([...$("contents").options].some((o) => o.value === contents)) $("contents").value = contents;
 
     let configLang = "";
     let registriesError = null;
