@@ -73,6 +73,94 @@ pub struct HuffmanBitWriter {
     codegen_encoding: HuffmanEncoder,
 }
 
+/// The bit writer's state while a block of tokens is written: bits in a register and
+/// the output written through a pointer into space reserved up front.
+///
+/// Invariant between calls: `nbits < 48` (as in `write_bits`).
+struct BitSink {
+    bits: u64,
+    nbits: u32,
+    ptr: *mut u8,
+    len: usize,
+    /// End of the reserved space (checked in debug builds).
+    end: usize,
+}
+
+impl BitSink {
+    /// Reserves room for `tokens` tokens of at most 48 bits each, the end-of-block code,
+    /// the pending bits and the 8-byte stores.
+    fn new(w: &mut HuffmanBitWriter, tokens: usize) -> Self {
+        let room = tokens * 6 + 32;
+        w.out.reserve(room);
+        BitSink {
+            bits: w.bits,
+            nbits: w.nbits,
+            ptr: w.out.as_mut_ptr(),
+            len: w.out.len(),
+            end: w.out.len() + room,
+        }
+    }
+
+    /// Stores the 8 bytes of the bit buffer at the output position.
+    #[inline(always)]
+    fn store(&mut self) {
+        debug_assert!(self.len + 8 <= self.end);
+        // SAFETY: the output advances by the bits written (at most 48 per token plus
+        // the end-of-block code plus fewer than 48 pending bits at the start), so
+        // len + 8 <= start + tokens * 6 + 32 = end, inside the space reserved in `new`.
+        unsafe {
+            self.ptr
+                .add(self.len)
+                .cast::<[u8; 8]>()
+                .write_unaligned(self.bits.to_le_bytes())
+        };
+    }
+
+    /// Adds at most 15 bits (one code).
+    #[inline(always)]
+    fn put_code(&mut self, c: HCode) {
+        self.bits |= (c.code as u64) << self.nbits;
+        self.nbits += c.len as u32;
+        if self.nbits >= 48 {
+            self.store();
+            self.len += 6;
+            self.bits >>= 48;
+            self.nbits -= 48;
+        }
+    }
+
+    /// Adds a match: `a` (`na` <= 20 bits: length code and extra bits), then `b`
+    /// (`nb` <= 28 bits: offset code and extra bits).
+    #[inline(always)]
+    fn put_match(&mut self, a: u64, na: u32, b: u64, nb: u32) {
+        debug_assert!(na <= 20 && nb <= 28);
+        // Write out the whole bytes first so that the 48 bits fit in the buffer.
+        self.store();
+        let whole = self.nbits >> 3;
+        self.len += whole as usize;
+        self.bits >>= whole * 8;
+        self.nbits &= 7;
+        self.bits |= a << self.nbits;
+        self.nbits += na;
+        self.bits |= b << self.nbits;
+        self.nbits += nb;
+        if self.nbits >= 48 {
+            self.store();
+            self.len += 6;
+            self.bits >>= 48;
+            self.nbits -= 48;
+        }
+    }
+
+    fn finish(self, w: &mut HuffmanBitWriter) {
+        debug_assert!(self.len <= self.end);
+        // SAFETY: bytes up to self.len were written above, within the reserved capacity.
+        unsafe { w.out.set_len(self.len) };
+        w.bits = self.bits;
+        w.nbits = self.nbits;
+    }
+}
+
 enum Which {
     Fixed,
     Dynamic,
@@ -434,27 +522,31 @@ impl HuffmanBitWriter {
     }
 
     fn write_tokens(&mut self, tokens: &[Token], le_codes: &[HCode], oe_codes: &[HCode]) {
+        let mut sink = BitSink::new(self, tokens.len());
         for &t in tokens {
             if is_literal(t) {
-                self.write_code(le_codes[t as usize]);
+                sink.put_code(le_codes[t as usize]);
                 continue;
             }
+            // Each code goes out with its extra bits in one write: the same bits in the
+            // same order.
             let length = token_length(t);
             let lc = length_code(length) as usize;
-            self.write_code(le_codes[lc + LENGTH_CODES_START]);
-            let extra_length_bits = LENGTH_EXTRA_BITS[lc] as u32;
-            if extra_length_bits > 0 {
-                self.write_bits(length - LENGTH_BASE[lc], extra_length_bits);
-            }
+            let lcode = le_codes[lc + LENGTH_CODES_START];
+            let lextra = (length - LENGTH_BASE[lc]) as u64;
             let offset = token_offset(t);
             let oc = offset_code(offset) as usize;
-            self.write_code(oe_codes[oc]);
-            let extra_offset_bits = OFFSET_EXTRA_BITS[oc] as u32;
-            if extra_offset_bits > 0 {
-                self.write_bits(offset - OFFSET_BASE[oc], extra_offset_bits);
-            }
+            let ocode = oe_codes[oc];
+            let oextra = (offset - OFFSET_BASE[oc]) as u64;
+            sink.put_match(
+                lcode.code as u64 | lextra << lcode.len,
+                lcode.len as u32 + LENGTH_EXTRA_BITS[lc] as u32,
+                ocode.code as u64 | oextra << ocode.len,
+                ocode.len as u32 + OFFSET_EXTRA_BITS[oc] as u32,
+            );
         }
-        self.write_code(le_codes[END_BLOCK_MARKER]);
+        sink.put_code(le_codes[END_BLOCK_MARKER]);
+        sink.finish(self);
     }
 
     /// Huffman-only block of literals, or stored when that gains little

@@ -675,11 +675,20 @@ impl GoDeflater {
             let hash = self.hash_at::<true>(index);
             c.chain_head = self.insert_hash(index, hash, hash_offset) as i64;
         }
+        let min_index = (index as i64 - WINDOW_SIZE as i64).max(0);
+        if FAST && (!LAZY || c.length < MIN_MATCH_LENGTH) && c.chain_head - hash_offset < min_index
+        {
+            // No candidate in the window and no pending match (the common case in
+            // incompressible data): the general code below would only add a literal.
+            c.length = MIN_MATCH_LENGTH - 1;
+            c.offset = 0;
+            self.add_literal::<LAZY>(c);
+            return;
+        }
         let prev_length = c.length;
         let prev_offset = c.offset;
         c.length = MIN_MATCH_LENGTH - 1;
         c.offset = 0;
-        let min_index = (index as i64 - WINDOW_SIZE as i64).max(0);
 
         let want_search = if LAZY {
             lookahead > prev_length && prev_length < self.cl.lazy
@@ -749,19 +758,27 @@ impl GoDeflater {
                 c.num_tokens = 0;
             }
         } else {
-            if !LAZY || c.byte_available {
-                let i = if LAZY { index - 1 } else { index };
-                self.tokens[c.num_tokens] = literal_token(self.window[i] as u32);
-                c.num_tokens += 1;
-                if c.num_tokens == MAX_FLATE_BLOCK_TOKENS {
-                    self.write_block(i + 1, c.num_tokens);
-                    c.num_tokens = 0;
-                }
+            self.add_literal::<LAZY>(c);
+        }
+    }
+
+    /// The step without a match to output: the pending byte (lazy) or the current one
+    /// (greedy) becomes a literal, and the loop moves on by one.
+    #[inline(always)]
+    fn add_literal<const LAZY: bool>(&mut self, c: &mut Cursor) {
+        let index = c.index;
+        if !LAZY || c.byte_available {
+            let i = if LAZY { index - 1 } else { index };
+            self.tokens[c.num_tokens] = literal_token(self.window[i] as u32);
+            c.num_tokens += 1;
+            if c.num_tokens == MAX_FLATE_BLOCK_TOKENS {
+                self.write_block(i + 1, c.num_tokens);
+                c.num_tokens = 0;
             }
-            c.index = index + 1;
-            if LAZY {
-                c.byte_available = true;
-            }
+        }
+        c.index = index + 1;
+        if LAZY {
+            c.byte_available = true;
         }
     }
 
