@@ -429,8 +429,12 @@ def test_incremental_dedup_bundle_stores_only_new_contents_and_loads_after_its_p
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
     assert_loaded(second_target, fixture_registry, images, [second, third])
 
-    # Neither the parent's files nor its images: refused, naming the layer.
+    # Neither the parent's files nor its images: refused, naming the layer; --check
+    # says so too.
     empty = fresh_registry()
+    checked = load(elsewhere / child.name, empty, "--check")
+    assert checked.returncode != 0
+    assert images[second].layers[0].digest in checked.stderr, checked.stderr
     refused = load(elsewhere / child.name, empty)
     assert refused.returncode != 0
     assert images[second].layers[0].digest in refused.stderr + refused.stdout

@@ -96,12 +96,17 @@ def test_incremental_bundle_needs_its_parent_first(source_registry, fresh_regist
     ) - full_blobs
 
     target = fresh_registry()
+    checked = transship("load", str(inc), "--to", target.host, "--check")
+    assert checked.returncode != 0 and full.name in checked.stderr, checked.stderr
     refused = transship("load", str(inc), "--to", target.host)
     assert refused.returncode != 0
     assert full.name in refused.stdout + refused.stderr
     assert not stored_manifests(target)  # nothing pushed
 
     assert transship("load", str(full), "--to", target.host).returncode == 0
+    checked = transship("load", str(inc), "--to", target.host, "--check")
+    assert checked.returncode == 0 and "verified: it loads into" in checked.stdout, checked.stderr
+    assert not any("docker-single" in m for m in stored_manifests(target))  # nothing pushed
     ok = transship("load", str(inc), "--to", target.host)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert raw_manifest(target, "samples/docker-single:v1") == raw_manifest(

@@ -49,7 +49,10 @@ def load(
         None, "--image", help="Load only this image of the bundle (repeatable)."
     ),
     check: bool = typer.Option(
-        False, "--check", help="Verify the bundle and print the mapping; push nothing."
+        False,
+        "--check",
+        help="Verify everything a load needs (data files, parents in the target, every "
+        "dedup layer's recipe and files) and print the mapping; push nothing.",
     ),
     config: str = typer.Option(None, "--config", "-c", help="Config file."),
     maxconn: int = typer.Option(None, help="Parallel uploads (default 5)."),
@@ -68,7 +71,7 @@ def load(
     """
     from transship.cli.render import make_renderer, print_summary
     from transship.engine.copy import CopyOptions
-    from transship.engine.session import find_bundle_meta, load_jobs, run_load
+    from transship.engine.session import find_bundle_meta, run_load
 
     cfg = get_config(config)
     renames = read_renames(maps, map_file)
@@ -76,19 +79,23 @@ def load(
     console = Console(stderr=json_output, highlight=False)
     target = _target(cfg, to)
     if check:
-        from transship.transports.factory import open_source
+        from transship.engine.session import check_load
 
-        source = open_source(str(meta))  # verifies every data file
-        try:
-            rewrite = getattr(target, "repository", None)
-            where = getattr(target, "host", to)
-            for job in load_jobs(source, rewrite, only or (), renames):
-                console.print(
-                    f"{job.label} -> {where}/{job.target_label}", markup=False, soft_wrap=True
-                )
-        finally:
-            source.close()
-        console.print(f"bundle {meta.name} verified", markup=False)
+        console.print(f"verifying {meta} for {to} ...", markup=False, soft_wrap=True)
+        jobs = check_load(
+            meta,
+            target,
+            only=only or (),
+            renames=renames,
+            dst_insecure=dst_insecure,
+            skip_verify=skip_verify,
+        )
+        where = getattr(target, "host", to)
+        for job in jobs:
+            console.print(
+                f"{job.label} -> {where}/{job.target_label}", markup=False, soft_wrap=True
+            )
+        console.print(f"bundle {meta.name} verified: it loads into {to}", markup=False)
         raise typer.Exit(EXIT_OK)
     opts = CopyOptions(
         maxconn=maxconn or cfg.maxconn,

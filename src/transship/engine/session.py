@@ -391,14 +391,50 @@ def run_load(
     An incremental bundle's parents must have been loaded there before: if not, this
     raises naming the parent to load first, before anything is pushed.
     """
+    with _prepared_load(
+        bundle, target, options.maxconn, only, renames, dst_insecure, skip_verify
+    ) as (source, destination, jobs):
+        return copy_images(source, destination, jobs, options, emit)
+
+
+def check_load(
+    bundle: str | Path,
+    target: RegistryConfig | Destination,
+    *,
+    only: Sequence[str] = (),
+    renames: Mapping[str, str] | None = None,
+    dst_insecure: bool = False,
+    skip_verify: bool = False,
+) -> list[CopyJob]:
+    """Everything `run_load` checks before it pushes, and nothing more: the data files,
+    the parents the target must already hold, every dedup layer's recipe and contents.
+    Returns what would be loaded where; raises (one line) on the first problem."""
+    with _prepared_load(bundle, target, 1, only, renames, dst_insecure, skip_verify) as (
+        _,
+        _,
+        jobs,
+    ):
+        return jobs
+
+
+@contextlib.contextmanager
+def _prepared_load(
+    bundle: str | Path,
+    target: RegistryConfig | Destination,
+    maxconn: int,
+    only: Sequence[str],
+    renames: Mapping[str, str] | None,
+    dst_insecure: bool,
+    skip_verify: bool,
+) -> Iterator[tuple[Source, Destination, list[CopyJob]]]:
     from transship.transports.factory import open_source
 
-    source = open_source(str(find_bundle_meta(bundle)))
+    source = open_source(str(find_bundle_meta(bundle)))  # verifies every data file
     try:
         if isinstance(target, RegistryConfig):
             rewrite = target.repository
             destination: Destination = RegistryDestination(
-                open_client(target, options.maxconn, insecure=dst_insecure, skip_verify=skip_verify)
+                open_client(target, maxconn, insecure=dst_insecure, skip_verify=skip_verify)
             )
         else:
             rewrite, destination = None, target
@@ -414,7 +450,7 @@ def run_load(
                         repository, rewrite_repository(repository, rewrite)
                     ),
                 )
-            return copy_images(source, destination, jobs, options, emit)
+            yield source, destination, jobs
         finally:
             destination.close()
     finally:
