@@ -360,6 +360,30 @@ def test_damaged_bundle_is_refused_naming_the_layer_and_nothing_is_pushed(
     assert stored_blobs(target) == []
 
 
+def test_loading_one_image_needs_only_its_own_layers(
+    small_dedup_bundle, fixture_registry, fixture_images, fresh_registry, tmp_path
+):
+    """`--image`: the other images' layers are neither checked nor unpacked, so a damaged
+    layer elsewhere in the bundle does not stop it (a full load still refuses)."""
+    layout, images = fixture_images
+    copy = tmp_path / "bundle"
+    shutil.copytree(small_dedup_bundle.parent, copy)
+    meta_path = copy / small_dedup_bundle.name
+    blobs = load_meta(meta_path).blob_index()
+    damaged = blobs[images[image_name(TAR_FIXTURES[1])].layers[0].digest]
+    assert damaged.encoding == "dedup"
+    _flip_byte(meta_path, damaged.pieces[0], 60, fix_checksum=True)
+
+    wanted = image_name(GZIP_FIXTURES[0])
+    target = fresh_registry()
+    assert load(meta_path, target, "--check").returncode != 0
+    loaded = load(meta_path, target, "--image", f"fx/{wanted}:v1")
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    assert_loaded(target, fixture_registry, images, [wanted])
+    refused = load(meta_path, target)
+    assert refused.returncode != 0 and damaged.digest in refused.stderr + refused.stdout
+
+
 # -- incremental -------------------------------------------------------------------------------
 
 

@@ -89,6 +89,7 @@ class LoadContext:
     bundle_name: str
     open_target_blob: TargetBlobOpener | None = None  # None: the target cannot be read
     temp_dir: Path | None = None
+    blobs: frozenset[str] | None = None  # the blobs this load reads (None: all of them)
 
 
 class BlobCodec(ABC):

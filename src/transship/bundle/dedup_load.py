@@ -100,7 +100,13 @@ class DedupBundleLoad:
 
     def __init__(self, meta: BundleMeta, source: PieceSource, context: LoadContext):
         self.bundle = context.bundle_name
-        self.entries = [b for b in meta.blobs if b.encoding == ENCODING]
+        # Only the layers this load reads are checked and get their contents unpacked.
+        self.entries = [
+            b
+            for b in meta.blobs
+            if b.encoding == ENCODING and (context.blobs is None or b.digest in context.blobs)
+        ]
+        self._prepared = {b.digest for b in self.entries}
         self.session: DedupLoadSession | None = None
         if not self.entries:
             return
@@ -198,8 +204,8 @@ class DedupBundleLoad:
     def decode(self, entry: BlobEntry, source: PieceSource, offset: int = 0) -> Iterator[bytes]:
         from transship.gzip_rebuild import Recipe, RecipeError, rebuild
 
-        if self.session is None:
-            raise BundleError(f"layer {entry.digest}: the bundle was not prepared for reading")
+        if self.session is None or entry.digest not in self._prepared:
+            raise BundleError(f"layer {entry.digest}: the bundle was not prepared for reading it")
         recipe = read_recipe(entry, source)
         try:
             chunks = self.session.rebuild(recipe)

@@ -442,13 +442,21 @@ def _prepared_load(
         targets = {(j.source_repository, j.target_repository) for j in jobs}
         try:
             prepare = getattr(source, "prepare_load", None)
-            if prepare is not None:  # incremental bundles: check and use the parents
+            if prepare is not None:  # bundles: check the parents, prepare the codecs
                 repository_of = {src: dst for src, dst in targets}
+                blobs = (
+                    source.blobs_of(  # type: ignore[attr-defined]
+                        (j.source_repository, j.source_reference) for j in jobs
+                    )
+                    if only
+                    else None
+                )
                 destination = prepare(
                     destination,
                     lambda repository: repository_of.get(
                         repository, rewrite_repository(repository, rewrite)
                     ),
+                    blobs,
                 )
             yield source, destination, jobs
         finally:

@@ -38,7 +38,7 @@ from transship.errors import BundleError, ConfigError, NotFoundError
 from transship.oci import mediatypes as mt
 from transship.oci.descriptor import Descriptor, Platform
 from transship.oci.digest import is_digest
-from transship.oci.manifest import ImageIndex, RawManifest
+from transship.oci.manifest import ImageIndex, ImageManifest, RawManifest
 from transship.transports.base import (
     Destination,
     ImageLocation,
@@ -285,18 +285,35 @@ class BundleSource(Source):
             self.meta, self.reader.name, has_blob, repository_map, self.workers
         )
 
+    def blobs_of(self, locations: Iterable[tuple[str, str]]) -> frozenset[str]:
+        """Every blob (configs and layers, of every platform) the images at these
+        (repository, tag or digest) locations use."""
+        wanted = set(locations)
+        blobs: set[str] = set()
+        for image in self.meta.images:
+            if (image.repository, image.tag or image.manifest.digest) not in wanted:
+                continue
+            for entry in image.manifests():
+                parsed = entry.raw().parse()
+                if isinstance(parsed, ImageManifest):
+                    blobs.update(d.digest for d in parsed.blobs)
+        return frozenset(blobs)
+
     def prepare_load(
         self,
         destination: Destination,
         repository_map: Callable[[str], str] = lambda repository: repository,
+        blobs: frozenset[str] | None = None,
     ) -> Destination:
         """Check the parents and prepare the codecs (before anything is pushed) and
         return the destination to load into: for an incremental bundle, one that mounts
-        blobs left to a parent from the repository where the target holds them."""
+        blobs left to a parent from the repository where the target holds them.
+        `blobs`: the only blobs the load reads (`--image`), when not all of them."""
         homes = self.check_parents(destination.has_blob, repository_map)
         context = LoadContext(
             self.reader.directory,
             self.reader.name,
+            blobs=blobs,
             open_target_blob=_target_blob_opener(destination, repository_map),
         )
         try:
