@@ -37,6 +37,10 @@ const HASH_MASK: u32 = (1 << HASH_BITS) - 1;
 const MAX_HASH_OFFSET: i64 = 1 << 24;
 const SKIP_NEVER: i32 = i32::MAX;
 const HASHMUL: u32 = 0x1e35a7bd;
+/// Stands for any chain link of this many positions or more. Links longer than
+/// WINDOW_SIZE already end every search (a chain position is before the search
+/// position, the stop at most WINDOW_SIZE before it), so the exact value never matters.
+const FAR: u16 = u16::MAX;
 /// How many positions ahead hash-table slots are prefetched.
 const PREFETCH_DISTANCE: usize = 8;
 
@@ -145,8 +149,11 @@ enum Mode {
     Deflate,
 }
 
-fn zeroed_table<const N: usize>() -> Box<[u32; N]> {
-    vec![0u32; N].into_boxed_slice().try_into().unwrap()
+fn zeroed_table<T: Copy + Default, const N: usize>() -> Box<[T; N]> {
+    match vec![T::default(); N].into_boxed_slice().try_into() {
+        Ok(table) => table,
+        Err(_) => unreachable!("a vector of N elements"),
+    }
 }
 
 #[inline(always)]
@@ -195,7 +202,11 @@ pub struct GoDeflater {
     max_insert_index: i64,
     chain_head: i64,
     hash_head: Box<[u32; HASH_SIZE]>,
-    hash_prev: Box<[u32; WINDOW_SIZE]>,
+    /// Chain links: for the position p in slot `p & WINDOW_MASK`, the distance back to
+    /// the previous position with the same hash (Go keeps that position itself; a
+    /// distance fits in half the space, so more of the table stays in the L1 cache).
+    /// `FAR` stands for any distance too large to matter.
+    hash_prev: Box<[u16; WINDOW_SIZE]>,
     hash_offset: i64,
 
     /// Number of window slides done so far (frame counter for early slides).
@@ -418,18 +429,11 @@ impl GoDeflater {
                 self.block_start = i32::MAX as i64;
             }
             self.hash_offset += WINDOW_SIZE as i64;
-            debug_assert!(self.hash_offset as usize % WINDOW_SIZE == 1);
             if self.hash_offset > MAX_HASH_OFFSET {
                 let delta = self.hash_offset - 1;
                 self.hash_offset -= delta;
                 self.chain_head -= delta;
-                for v in self.hash_prev.iter_mut() {
-                    *v = if *v as i64 > delta {
-                        (*v as i64 - delta) as u32
-                    } else {
-                        0
-                    };
-                }
+                // hash_prev holds distances, which do not change.
                 for v in self.hash_head.iter_mut() {
                     *v = if *v as i64 > delta {
                         (*v as i64 - delta) as u32
@@ -529,15 +533,11 @@ impl GoDeflater {
         // the last one; checking four rejects more candidates, same result).
         let mut w_end = load_u32(win, pos + length - 3);
         let min_index = pos as i64 - WINDOW_SIZE as i64;
-        // The chain is walked on "raw" values (window index + hash_offset, as stored in
-        // the tables): the next link is then one load away, without a subtraction.
-        let hash_offset = self.hash_offset;
-        let min_raw = min_index + hash_offset;
-        let stop_raw = min_index.max(floor) + hash_offset;
+        let stop = min_index.max(floor);
         let mut found = None;
-        let mut raw = prev_head + hash_offset;
+        let mut i = prev_head;
         while tries > 0 {
-            let iu = (raw - hash_offset) as usize;
+            let iu = i as usize;
             // Every index on a chain is an earlier position than `pos` (and >= 0), and
             // length < min_match_look, so these 4 bytes are inside `win`.
             debug_assert!(iu < pos && iu + length < win.len());
@@ -559,11 +559,13 @@ impl GoDeflater {
                     w_end = load_u32(win, pos + n - 3);
                 }
             }
-            if raw == min_raw {
+            if i == min_index {
+                // The slot of min_index already holds the link of `pos` itself.
                 break;
             }
-            raw = self.hash_prev[raw as usize & WINDOW_MASK] as i64;
-            if raw < stop_raw {
+            // A FAR distance lands below `stop` as Go's far-away position does.
+            i -= self.hash_prev[iu & WINDOW_MASK] as i64;
+            if i < stop {
                 break;
             }
             tries -= 1;
@@ -586,9 +588,10 @@ impl GoDeflater {
         let hh = &mut self.hash_head[(hash & HASH_MASK) as usize];
         let old = *hh;
         let raw = (index as i64 + hash_offset) as u32;
-        // hash_prev is indexed by the raw value (see find_match); hash_offset stays
-        // 1 modulo WINDOW_SIZE, so slots keep their meaning across slides and resets.
-        self.hash_prev[raw as usize & WINDOW_MASK] = old;
+        // Table values grow with the position (slides and resets shift them all
+        // alike), so raw > old.
+        debug_assert!(raw > old);
+        self.hash_prev[index & WINDOW_MASK] = (raw - old).min(FAR as u32) as u16;
         *hh = raw;
         old
     }
