@@ -444,11 +444,10 @@ def _prepared_load(
             prepare = getattr(source, "prepare_load", None)
             if prepare is not None:  # bundles: check the parents, prepare the codecs
                 repository_of = {src: dst for src, dst in targets}
+                blobs_of = getattr(source, "blobs_of", None)
                 blobs = (
-                    source.blobs_of(  # type: ignore[attr-defined]
-                        (j.source_repository, j.source_reference) for j in jobs
-                    )
-                    if only
+                    blobs_of((j.source_repository, j.source_reference) for j in jobs)
+                    if only and blobs_of is not None
                     else None
                 )
                 destination = prepare(

@@ -208,8 +208,10 @@ class ImageTransmitSource(Source):
     def list_tags(self, repository: str) -> list[str]:
         return [tag for repo, tag in self._images if repo == repository]
 
-    def prepare_load(self, destination: Destination, repository_map: object = None) -> Destination:
-        """As BundleSource.prepare_load; image-transmit bundles have no parents."""
+    def prepare_load(
+        self, destination: Destination, repository_map: object = None, blobs: object = None
+    ) -> Destination:
+        """As BundleSource.prepare_load; image-transmit bundles have no parents nor codecs."""
         return destination
 
 
