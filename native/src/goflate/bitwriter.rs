@@ -487,14 +487,16 @@ impl HuffmanBitWriter {
         self.literal_freq.fill(0);
         self.offset_freq.fill(0);
         {
-            let lf = &mut self.literal_freq[..];
+            let lf: &mut [i32; MAX_NUM_LIT] = (&mut self.literal_freq[..]).try_into().unwrap();
             let of = &mut self.offset_freq[..];
             for &t in tokens {
                 if is_literal(t) {
-                    lf[t as usize] += 1;
+                    // A literal token is the byte itself (< 256).
+                    lf[t as u8 as usize] += 1;
                     continue;
                 }
-                lf[LENGTH_CODES_START + length_code(token_length(t)) as usize] += 1;
+                // Stored lengths are length - 3 <= 255.
+                lf[LENGTH_CODES_START + length_code(token_length(t) & 0xFF) as usize] += 1;
                 of[offset_code(token_offset(t)) as usize] += 1;
             }
             lf[END_BLOCK_MARKER] += 1;
@@ -522,15 +524,17 @@ impl HuffmanBitWriter {
     }
 
     fn write_tokens(&mut self, tokens: &[Token], le_codes: &[HCode], oe_codes: &[HCode]) {
+        let le_codes: &[HCode; MAX_NUM_LIT] = le_codes.try_into().unwrap();
         let mut sink = BitSink::new(self, tokens.len());
         for &t in tokens {
             if is_literal(t) {
-                sink.put_code(le_codes[t as usize]);
+                // A literal token is the byte itself (< 256).
+                sink.put_code(le_codes[t as u8 as usize]);
                 continue;
             }
             // Each code goes out with its extra bits in one write: the same bits in the
             // same order.
-            let length = token_length(t);
+            let length = token_length(t) & 0xFF;
             let lc = length_code(length) as usize;
             let lcode = le_codes[lc + LENGTH_CODES_START];
             let lextra = (length - LENGTH_BASE[lc]) as u64;
