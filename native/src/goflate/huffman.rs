@@ -178,8 +178,13 @@ impl HuffmanEncoder {
         max_bits as usize + 1
     }
 
-    /// Assigns codes in literal order within each bit length (RFC 1951 3.2.2).
-    fn assign_encoding_and_size(&mut self, bit_count_len: usize, list: &mut [LiteralNode]) {
+    /// Assigns codes in literal order within each bit length (RFC 1951 3.2.2). `list`
+    /// is sorted by (freq, literal): its last `bit_count[1]` literals get 1 bit, the
+    /// ones before them 2 bits, and so on. Literals not in `list` have length 0.
+    fn assign_encoding_and_size(&mut self, bit_count_len: usize, list: &[LiteralNode]) {
+        // Lengths first, with the first code of each length; then the codes, in
+        // literal order (Go sorts each length's literals instead: the same codes).
+        let mut next_code = [0u16; MAX_BITS_LIMIT + 1];
         let mut code: u16 = 0;
         let mut remaining = list.len();
         for n in 0..bit_count_len {
@@ -188,16 +193,19 @@ impl HuffmanEncoder {
             if n == 0 || bits == 0 {
                 continue;
             }
-            let chunk = &mut list[remaining - bits..remaining];
-            chunk.sort_unstable_by_key(|node| node.literal);
-            for node in chunk.iter() {
-                self.codes[node.literal as usize] = HCode {
-                    code: reverse_bits(code, n as u32),
-                    len: n as u16,
-                };
-                code = code.wrapping_add(1);
+            next_code[n] = code;
+            for node in &list[remaining - bits..remaining] {
+                self.codes[node.literal as usize].len = n as u16;
             }
+            code = code.wrapping_add(bits as u16);
             remaining -= bits;
+        }
+        for c in self.codes.iter_mut() {
+            if c.len != 0 {
+                let n = c.len as usize;
+                c.code = reverse_bits(next_code[n], n as u32);
+                next_code[n] = next_code[n].wrapping_add(1);
+            }
         }
     }
 
@@ -227,7 +235,7 @@ impl HuffmanEncoder {
         } else {
             list[..count].sort_unstable_by_key(|node| (node.freq, node.literal));
             let bit_count_len = self.bit_counts(&mut list, count, max_bits);
-            self.assign_encoding_and_size(bit_count_len, &mut list[..count]);
+            self.assign_encoding_and_size(bit_count_len, &list[..count]);
         }
         self.freqcache = list;
     }
