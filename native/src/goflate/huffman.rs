@@ -187,13 +187,14 @@ impl HuffmanEncoder {
         let mut next_code = [0u16; MAX_BITS_LIMIT + 1];
         let mut code: u16 = 0;
         let mut remaining = list.len();
-        for n in 0..bit_count_len {
-            let bits = self.bit_count[n] as usize;
+        let counts = self.bit_count.iter().zip(next_code.iter_mut());
+        for (n, (&bits, first)) in counts.enumerate().take(bit_count_len) {
+            let bits = bits as usize;
             code = code.wrapping_shl(1);
             if n == 0 || bits == 0 {
                 continue;
             }
-            next_code[n] = code;
+            *first = code;
             for node in &list[remaining - bits..remaining] {
                 self.codes[node.literal as usize].len = n as u16;
             }
