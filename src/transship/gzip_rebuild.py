@@ -404,7 +404,8 @@ class _Background:
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
         if threaded:
-            self._queue = queue.Queue(maxsize=4)
+            # Two items (4 MiB of plain data each) are enough slack to keep both sides busy.
+            self._queue = queue.Queue(maxsize=2)
             self._thread = threading.Thread(target=self._run, name=name, daemon=True)
             self._thread.start()
 

@@ -201,6 +201,7 @@ class DedupBundleSave:
         workers = max_splitting or min(4, max(1, os.cpu_count() or 1))
         self._splitting = threading.BoundedSemaphore(workers)
         self._check_workers = workers
+        self._analyses = threading.BoundedSemaphore(workers)
         # The gzip checks start as soon as a layer is split, one at a time at the lowest
         # CPU priority: they take what the transfers leave idle (a slow link leaves
         # plenty) and little memory. `settle` cancels those not worth it and runs the
@@ -291,7 +292,7 @@ class DedupBundleSave:
             self._pending[desc.digest] = pending
         if earlier is not None:
             earlier.close()
-        pending.check = self._early_checks.submit(_check_gzip, pending, self._recipes)
+        pending.check = self._early_checks.submit(self._check, pending)
         return EncodedBlob([], {"deferred": True})
 
     def _raw_layer(
@@ -398,13 +399,13 @@ class DedupBundleSave:
             self._pending.clear()
         workers = ThreadPoolExecutor(self._check_workers, thread_name_prefix="dedup-check")
         try:
-            rebuilt = choose_rebuilt(self._layer_costs(pending.values()), self.min_gain)
+            rebuilt = self._choose(pending)
             settled: dict[str, EncodedBlob] = {}
             checks: dict[Future, _PendingLayer] = {}
             for digest, layer in pending.items():
                 if digest in rebuilt:
                     if layer.check.cancel():  # not started: now, on every core
-                        layer.check = workers.submit(_check_gzip, layer, self._recipes)
+                        layer.check = workers.submit(self._check, layer)
                     checks[layer.check] = layer
                 else:
                     layer.cancel()
@@ -417,6 +418,30 @@ class DedupBundleSave:
             for layer in pending.values():
                 layer.close()
             workers.shutdown(wait=True, cancel_futures=True)
+
+    def _choose(self, pending: dict[str, _PendingLayer]) -> set[str]:
+        if self.min_gain <= 0:
+            return set(pending)
+        rebuilt = choose_rebuilt(self._layer_costs(pending.values()), self.min_gain)
+        release_free_memory()  # the estimate's 100 000 small objects are gone
+        return rebuilt
+
+    def _check(self, layer: _PendingLayer) -> Any:
+        """The checked gzip recipe of a spooled layer, from the recipe cache when an
+        earlier save checked it. Raises RebuildImpossible, or Cancelled once the layer
+        is cancelled. At most one analysis per core runs (each holds some 30 MB), the
+        one started in the background included."""
+        from transship import gzip_rebuild
+
+        digest, size = layer.desc.digest, layer.desc.size
+        known = self._recipes.get(digest, size) if self._recipes is not None else None
+        if known is not None and known.plain_size == layer.recipe.tar_size:
+            return known
+        with self._analyses, open(layer.spool, "rb") as f:
+            recipe = gzip_rebuild.analyze(_CancellableReader(f, layer.cancelled), _discard)
+        if self._recipes is not None:
+            self._recipes.put(digest, recipe)
+        return recipe
 
     def _settle_checked(self, layer: _PendingLayer, check: Future, sink: PieceSink) -> EncodedBlob:
         from transship import gzip_rebuild
@@ -438,9 +463,12 @@ class DedupBundleSave:
         """What each deferred layer and each layer already split would cost (payoff.py)."""
         pending = list(pending)
         collector = self.session.collector
-        zips = collector.zip_entries(
-            digest for layer in pending for digest in layer.recipe.content_digests()
-        )
+        zips = {
+            digest: _ZipSummary(entries)
+            for digest, entries in collector.zip_entries(
+                digest for layer in pending for digest in layer.recipe.content_digests()
+            )
+        }
         with self._lock:
             split = dict(self._layer_digests)  # uncompressed tars: rebuilt for free
         costs = [
@@ -587,23 +615,6 @@ def _recipe_cache(directory: Path | None) -> Any:
     return RecipeCache(directory)
 
 
-def _check_gzip(layer: _PendingLayer, recipes: Any) -> Any:
-    """The checked gzip recipe of a spooled layer, from `recipes` (a RecipeCache) when
-    an earlier save checked it. Raises RebuildImpossible, or Cancelled once the layer
-    is cancelled."""
-    from transship import gzip_rebuild
-
-    digest, size = layer.desc.digest, layer.desc.size
-    known = recipes.get(digest, size) if recipes is not None else None
-    if known is not None and known.plain_size == layer.recipe.tar_size:
-        return known
-    with open(layer.spool, "rb") as f:
-        recipe = gzip_rebuild.analyze(_CancellableReader(f, layer.cancelled), _discard)
-    if recipes is not None:
-        recipes.put(digest, recipe)
-    return recipe
-
-
 def _discard(_: bytes) -> None:
     pass
 
@@ -621,9 +632,22 @@ _ZIP_OVERHEAD_RATIO = 0.25
 _ENTRY_SAMPLE = 8
 
 
+class _ZipSummary:
+    """What the payoff needs of a jar: its entries' compressed bytes, and a sample of its
+    entries as (key, compressed size)."""
+
+    __slots__ = ("entry_bytes", "sample")
+
+    def __init__(self, entries: list[tuple[int, int]]) -> None:
+        self.entry_bytes = sum(csize for _, csize in entries)
+        self.sample = [
+            (crc << 32 | csize, csize) for crc, csize in entries if crc % _ENTRY_SAMPLE == 0
+        ]
+
+
 def _layer_cost(
     layer: _PendingLayer,
-    zips: dict[bytes, list[tuple[int, int]]],
+    zips: dict[bytes, _ZipSummary],
     size_of: Callable[[bytes], int | None],
 ) -> LayerCost:
     """A deferred layer as payoff.py sees it. Contents it shares with a parent bundle
@@ -638,15 +662,10 @@ def _layer_cost(
     for digest, size in sizes.items():
         if size_of(digest) is None:
             continue  # a parent bundle holds it: free here
-        entries = zips.get(digest)
-        if entries:
-            entry_bytes = sum(csize for _, csize in entries)
-            items += [
-                Item(crc << 32 | csize, float(csize * _ENTRY_SAMPLE))
-                for crc, csize in entries
-                if crc % _ENTRY_SAMPLE == 0
-            ]
-            items.append(Item(digest, max(0, size - entry_bytes) * _ZIP_OVERHEAD_RATIO))
+        jar = zips.get(digest)
+        if jar is not None and jar.entry_bytes:
+            items += [Item(key, float(csize * _ENTRY_SAMPLE)) for key, csize in jar.sample]
+            items.append(Item(digest, max(0, size - jar.entry_bytes) * _ZIP_OVERHEAD_RATIO))
         else:
             items.append(Item(digest, size * (1.0 if digest in zips else ratio)))
     own = recipe.skeleton_compressed_size + 32 * len(recipe)

@@ -153,19 +153,25 @@ class ContentCollector:
         pos = self._index.get(digest)
         return None if pos is None else self._length[pos]
 
-    def zip_entries(self, digests: Iterable[bytes]) -> dict[bytes, list[tuple[int, int]]]:
-        """For each collected zip archive among `digests`: its entries' (crc32, compressed
-        size), from its central directory (empty when that cannot be read)."""
-        found: dict[bytes, list[tuple[int, int]]] = {}
+    def zip_entries(
+        self, digests: Iterable[bytes]
+    ) -> Iterator[tuple[bytes, list[tuple[int, int]]]]:
+        """For each collected zip archive among `digests` (once each): its entries'
+        (crc32, compressed size), from its central directory (empty when that cannot be
+        read)."""
+        done: set[bytes] = set()
         with self._spill_reader() as read:
             for digest in digests:
                 pos = self._index.get(digest)
-                if pos is None or not self._is_zip[pos] or digest in found:
+                if pos is None or not self._is_zip[pos] or digest in done:
                     continue
-                found[digest] = zip_entry_keys(
-                    lambda offset, length, pos=pos: read(pos, offset, length), self._length[pos]
+                done.add(digest)
+                yield (
+                    digest,
+                    zip_entry_keys(
+                        lambda offset, length, pos=pos: read(pos, offset, length), self._length[pos]
+                    ),
                 )
-        return found
 
     @contextlib.contextmanager
     def _spill_reader(self) -> Iterator[Callable[[int, int, int], bytes]]:

@@ -61,26 +61,30 @@ def choose_rebuilt(layers: Sequence[LayerCost], min_gain: float) -> set[str]:
 
 
 class _Choice:
+    """The greedy's state. Who holds an item is a bit mask of layer indexes: some 100 000
+    items for a fleet of Java images, so the state stays a few MB."""
+
     def __init__(self, layers: Sequence[LayerCost]) -> None:
         self.layers = layers
         self.cost: dict[Hashable, float] = {}
-        self.holders: dict[Hashable, set[int]] = {}
-        self.keys_of: list[set[Hashable]] = []
+        self.holders: dict[Hashable, int] = {}
+        self.keys_of: list[list[Hashable]] = []
         for index, layer in enumerate(layers):
-            keys = set()
+            bit = 1 << index
+            keys = list(dict.fromkeys(item.key for item in layer.items))
             for item in layer.items:
-                keys.add(item.key)
-                self.cost[item.key] = min(
-                    self.cost.get(item.key, item.stored_bytes), item.stored_bytes
-                )
-                self.holders.setdefault(item.key, set()).add(index)
+                known = self.cost.get(item.key)
+                if known is None or item.stored_bytes < known:
+                    self.cost[item.key] = item.stored_bytes
+            for key in keys:
+                self.holders[key] = self.holders.get(key, 0) | bit
             self.keys_of.append(keys)
         self.kept = {i for i, layer in enumerate(layers) if layer.rebuild_seconds > 0}
         self.partners = self._partners()
         # Bytes each layer alone needs: its own, and the items no other layer holds.
         self.alone = [
             layer.own_bytes
-            + sum(self.cost[k] for k in self.keys_of[i] if len(self.holders[k]) == 1)
+            + sum(self.cost[k] for k in self.keys_of[i] if self.holders[k].bit_count() == 1)
             for i, layer in enumerate(layers)
         ]
 
@@ -109,10 +113,11 @@ class _Choice:
     def _partners(self) -> list[set[int]]:
         """For each layer, the layers holding at least half of what its items cost."""
         shared: list[dict[int, float]] = [{} for _ in self.layers]
-        for key, holders in self.holders.items():
+        for key, mask in self.holders.items():
             # An item nearly every layer holds (a common jar entry) tells little about
             # which layers are alike, and would cost the square of their number here.
-            if 1 < len(holders) <= _PARTNER_MAX_HOLDERS:
+            if 1 < mask.bit_count() <= _PARTNER_MAX_HOLDERS:
+                holders = _indexes(mask)
                 for i in holders:
                     for j in holders:
                         if j != i:
@@ -126,9 +131,10 @@ class _Choice:
     def _rate(self, group: frozenset[int]) -> float:
         """Bytes saved per rebuild second by keeping `group` rather than dropping it."""
         alone = sum(self.alone[i] for i in group)
+        mask = sum(1 << i for i in group)
         for key in set().union(*(self.keys_of[i] for i in group)):
             holders = self.holders[key]
-            if len(holders) > 1 and holders <= group:
+            if holders.bit_count() > 1 and holders & ~mask == 0:
                 alone += self.cost[key]
         saved = sum(self.layers[i].size for i in group) - alone
         return saved / sum(self.layers[i].rebuild_seconds for i in group)
@@ -136,8 +142,11 @@ class _Choice:
     def _drop(self, i: int) -> None:
         self.kept.discard(i)
         for key in self.keys_of[i]:
-            holders = self.holders[key]
-            holders.discard(i)
-            if len(holders) == 1:
-                (last,) = holders
-                self.alone[last] += self.cost[key]
+            holders = self.holders[key] & ~(1 << i)
+            self.holders[key] = holders
+            if holders.bit_count() == 1:
+                self.alone[holders.bit_length() - 1] += self.cost[key]
+
+
+def _indexes(mask: int) -> list[int]:
+    return [i for i in range(mask.bit_length()) if mask >> i & 1]
