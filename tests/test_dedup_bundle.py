@@ -211,6 +211,8 @@ def test_balanced_effort_keeps_layers_not_worth_rebuilding_and_loads_them_all(
     assert ways["dedup"] and ways[REASON_LOW_GAIN], ways
     assert f"{REASON_LOW_GAIN} (" in output, output
     assert DedupCodec.finishing_note + " ..." in output, output  # no silent wait at the end
+    checked = [b for b in meta.blobs if b.params.get("compression") == "gzip"]
+    assert f"dedup: {len(checked)} layers checked, " in output, output
     stats = DedupStats.from_dict(meta.codec_data["dedup"].params["stats"])
     needed = set()
     source = FilePieceSource(meta_path.parent)

@@ -72,7 +72,7 @@ class DedupCodec(BlobCodec):
     def settle_blobs(self, sink: PieceSink) -> dict[str, EncodedBlob]:
         if self._save is None:
             raise BundleError("the dedup codec has no bundle being written")
-        return self._save.settle(sink)
+        return self._save.settle(sink, self.progress)
 
     def finish_bundle(self, sink: PieceSink) -> CodecData | None:
         if self._save is None:

@@ -40,6 +40,7 @@ import io
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -83,6 +84,7 @@ _INLINE_CONTENTS = 1 << 20  # content lists up to this size (packed) go in the m
 STORE_WINDOW_LOG = 26
 LAYER_MEMBER_PREFIX = "dedup/layers/"
 _CHUNK = 1 << 20
+_PROGRESS_EVERY = 5.0  # seconds between progress lines while layers are checked
 _SNIFF = 512  # bytes looked at to tell gzip, zstd and tar apart
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -390,10 +392,12 @@ class DedupBundleSave:
 
     # -- end -----------------------------------------------------------------------------------
 
-    def settle(self, sink: PieceSink) -> dict[str, EncodedBlob]:
+    def settle(
+        self, sink: PieceSink, progress: Callable[[str], None] | None = None
+    ) -> dict[str, EncodedBlob]:
         """Second pass over the deferred gzip layers: choose those worth rebuilding, wait
         for the proof that each rebuilds to its digest, store their recipes and the
-        others as they are."""
+        others as they are. `progress` hears how many checks are done, now and then."""
         with self._lock:
             pending = dict(self._pending)
             self._pending.clear()
@@ -410,9 +414,18 @@ class DedupBundleSave:
                 else:
                     layer.cancel()
                     settled[digest] = self._keep_as_is(layer, sink)
-            for done in as_completed(checks):
+            told = time.monotonic()
+            for count, done in enumerate(as_completed(checks), 1):
                 layer = checks[done]
                 settled[layer.desc.digest] = self._settle_checked(layer, done, sink)
+                if progress is not None and time.monotonic() - told >= _PROGRESS_EVERY:
+                    told = time.monotonic()
+                    progress(f"dedup: {count} of {len(checks)} layers checked")
+            if progress is not None:
+                progress(
+                    f"dedup: {len(checks)} layers checked, {len(pending) - len(checks)} kept "
+                    "as they are; writing the content store"
+                )
             return settled
         finally:
             for layer in pending.values():

@@ -253,6 +253,9 @@ def run_save(
             note = getattr(destination, "finishing_note", "")
             if note:
                 emit(ev.Finishing(note))
+                destination.report_finishing(  # type: ignore[attr-defined]
+                    lambda text: emit(ev.Finishing(text))
+                )
             destination.commit()
         else:
             destination.abort()

@@ -177,6 +177,10 @@ class BundleDestination(Destination):
         """What commit() does that takes time, in words ("" when it is quick)."""
         return self.writer.codec.finishing_note
 
+    def report_finishing(self, progress: Callable[[str], None]) -> None:
+        """Have commit() say how far it has got, now and then."""
+        self.writer.codec.progress = progress
+
     @property
     def resumed_blobs(self) -> int:
         """Blobs found complete and verified from an interrupted earlier run."""
