@@ -60,6 +60,8 @@ cache: {pathname: c, keepdays: 3, keepsize: 5}
         ("maxconn: [1", "not valid YAML"),
         ("- a\n- b", "must be a mapping"),
         ("source: [{user: x}]", "source[0].registry: missing"),
+        ("codec: squashfs", "codec"),
+        ("dedup_effort: extreme", "dedup_effort"),
     ],
 )
 def test_bad_config_names_file_and_key(text, expected):
@@ -69,6 +71,12 @@ def test_bad_config_names_file_and_key(text, expected):
     assert message.startswith("cfg.yaml")
     assert expected in message
     assert "\n" not in message
+
+
+def test_save_codec_defaults_come_from_the_config():
+    assert (parse_config("maxconn: 2", "t.yaml").codec, "raw") == ("raw", "raw")
+    cfg = parse_config("codec: dedup\ndedup_effort: max", "t.yaml")
+    assert (cfg.codec, cfg.dedup_effort) == ("dedup", "max")
 
 
 def test_unknown_registry_name_lists_known(tmp_path):

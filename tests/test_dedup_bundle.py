@@ -248,6 +248,19 @@ def test_a_second_save_reuses_the_gzip_checks_of_the_first(
     assert_loaded(target, fixture_registry, images, names)
 
 
+def test_the_config_can_make_dedup_the_default_codec(fixture_registry, fixture_images, tmp_path):
+    config = tmp_path / "transship.yaml"
+    config.write_text("codec: dedup\ndedup_effort: max\n")
+    names = [image_name(GZIP_FIXTURES[0])]
+    meta_path, output = save(fixture_registry, tmp_path / "out", names, "--config", str(config))
+    blobs = load_meta(meta_path).blob_index()
+    assert blobs[fixture_images[1][names[0]].layers[0].digest].encoding == "dedup", output
+    raw, _ = save(
+        fixture_registry, tmp_path / "raw", names, "--config", str(config), "--codec", "raw"
+    )
+    assert "dedup" not in load_meta(raw).codec_data
+
+
 def test_sample_images_round_trip_through_a_dedup_bundle(source_registry, fresh_registry, tmp_path):
     """Indexes, Docker manifest lists, shared layers, a zstd layer: all as with raw."""
     names = ["tiny", "oci-single", "docker-single", "oci-multi", "docker-multi", "zstd"]

@@ -15,6 +15,8 @@ Our own format (`transship.yaml`):
     maxconn: 5
     retries: 3
     retry_backoff: 0.5   # seconds; doubles with each retry of the same transfer
+    codec: dedup         # what `save` writes unless --codec says otherwise (default raw)
+    dedup_effort: max    # with codec dedup (default balanced)
 
 image-transmit's `cfg.yaml` (`source:`/`target:` lists of `registry`, `user`, `password`,
 `name`, `repository`; `maxconn`, `retries`, `skiptlsverify`, `cache`, `outprefix`,
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -110,6 +112,8 @@ class Config(BaseModel):
     retry_backoff: float = Field(default=0.5, ge=0, le=60)
     cache: CacheConfig | None = None
     output_prefix: str | None = None
+    codec: Literal["raw", "dedup"] = "raw"  # `save`'s default --codec
+    dedup_effort: Literal["max", "balanced", "fast"] = "balanced"  # and --dedup-effort
     watch_interval: int = Field(default=60, ge=1)
     lang: str | None = None
     lint: dict[str, Any] | None = None  # read by `transship lint`

@@ -76,10 +76,13 @@ def save(
         "transship", "--format", help="transship, or image-transmit (for sites that run it)."
     ),
     codec: str = typer.Option(
-        "raw", "--codec", help="raw (blobs as they are) or dedup (files stored once, zstd)."
+        None,
+        "--codec",
+        help="raw (blobs as they are; default, or the config's codec) or dedup (files "
+        "stored once, zstd).",
     ),
     dedup_effort: str = typer.Option(
-        "balanced",
+        None,
         "--dedup-effort",
         help="With --codec dedup: max rebuilds every layer it can (smallest bundle); "
         "balanced keeps layers whose rebuild saves under 15 MB per second of work; fast, 30.",
@@ -116,11 +119,14 @@ def save(
     if bundle_format not in BUNDLE_FORMATS:
         raise fail(f"--format must be one of {', '.join(BUNDLE_FORMATS)}")
     if bundle_format == "image-transmit" and (
-        since or single_file or volume_size or codec != "raw"
+        since or single_file or volume_size or codec not in (None, "raw")
     ):
         raise fail(
             "--format image-transmit writes a plain full bundle: drop --since/--single-file/--volume-size/--codec"
         )
+    # The config's codec is for transship bundles, --single-file ones being raw only.
+    codec = codec or ("raw" if single_file else cfg.codec)
+    dedup_effort = dedup_effort or cfg.dedup_effort
     if dedup_effort not in DEDUP_EFFORTS:
         raise fail(f"--dedup-effort must be one of {', '.join(DEDUP_EFFORTS)}")
     for parent in since or ():
