@@ -39,6 +39,7 @@ import contextlib
 import io
 import itertools
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -208,9 +209,7 @@ class DedupBundleSave:
         # CPU priority: they take what the transfers leave idle (a slow link leaves
         # plenty) and little memory. `settle` cancels those not worth it and runs the
         # rest on every core.
-        self._early_checks = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="dedup-check", initializer=_lowest_priority
-        )
+        self._early_checks = _BackgroundChecks(self._check)
         try:
             work_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -294,7 +293,7 @@ class DedupBundleSave:
             self._pending[desc.digest] = pending
         if earlier is not None:
             earlier.close()
-        pending.check = self._early_checks.submit(self._check, pending)
+        pending.check = self._early_checks.submit(pending)
         return EncodedBlob([], {"deferred": True})
 
     def _raw_layer(
@@ -556,7 +555,7 @@ class DedupBundleSave:
             layer.cancel()
         for layer in pending:
             layer.close()
-        self._early_checks.shutdown(wait=True, cancel_futures=True)
+        self._early_checks.close()
         self.session.close()
 
 
@@ -585,6 +584,48 @@ class _PendingLayer:
             self.check.exception()  # waits for a check that had started
         self.recipe.close()
         self.spool.unlink(missing_ok=True)
+
+
+class _BackgroundChecks:
+    """One thread, at the lowest CPU priority, checking split layers the quickest first:
+    small layers (libraries, applications) are the likeliest to be rebuilt, big ones
+    that nothing else shares (a base image's) the likeliest to be kept as they are."""
+
+    _STOP = (float("-inf"), -1, None, None)
+
+    def __init__(self, check: Callable[[_PendingLayer], Any]) -> None:
+        self._check = check
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._thread = threading.Thread(target=self._run, name="dedup-check", daemon=True)
+        self._thread.start()
+
+    def submit(self, layer: _PendingLayer) -> Future:
+        future: Future = Future()
+        self._queue.put((layer.rebuild_seconds, next(self._order), layer, future))
+        return future
+
+    def _run(self) -> None:
+        _lowest_priority()
+        while True:
+            _, _, layer, future = self._queue.get()
+            if layer is None:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while it waited
+            try:
+                future.set_result(self._check(layer))
+            except BaseException as exc:  # handed to whoever waits for the check
+                future.set_exception(exc)
+
+    def close(self) -> None:
+        """Stop after the check under way; the ones still waiting are cancelled."""
+        self._queue.put(self._STOP)
+        self._thread.join()
+        while not self._queue.empty():
+            _, _, layer, future = self._queue.get_nowait()
+            if future is not None:
+                future.cancel()
 
 
 def _lowest_priority() -> None:
