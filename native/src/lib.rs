@@ -13,6 +13,7 @@ pub mod goflate;
 pub mod preflate;
 pub mod verify;
 pub mod zlib_enc;
+pub mod zlib_port;
 
 use verify::EncoderSpec;
 
@@ -75,7 +76,7 @@ fn spec_to_py(py: Python<'_>, spec: &EncoderSpec) -> PyResult<PyObject> {
 
 enum AnyEncoder {
     Go(Box<goflate::GoDeflater>),
-    Zlib(zlib_enc::ZlibDeflater),
+    Zlib(zlib_port::ZlibEncoder),
 }
 
 /// A raw-deflate encoder described by an encoder spec:
@@ -103,7 +104,7 @@ impl Deflater {
                 mem_level,
                 strategy,
             } => AnyEncoder::Zlib(
-                zlib_enc::ZlibDeflater::new(level, mem_level, 15, strategy)
+                zlib_port::ZlibEncoder::new(level, mem_level, 15, strategy)
                     .map_err(PyValueError::new_err)?,
             ),
         };

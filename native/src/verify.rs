@@ -2,7 +2,7 @@
 //! streams by, so that at the end we know which encoder (if any) rebuilds the stream.
 
 use crate::goflate::GoDeflater;
-use crate::zlib_enc::ZlibDeflater;
+use crate::zlib_port::ZlibEncoder;
 
 /// At most this many Go variants (different early-slide histories) are followed at once.
 const MAX_GO_VARIANTS: usize = 8;
@@ -38,7 +38,7 @@ enum Candidate {
     },
     Zlib {
         spec: EncoderSpec,
-        enc: ZlibDeflater,
+        enc: ZlibEncoder,
         matched: u64,
         alive: bool,
     },
@@ -92,7 +92,7 @@ impl Verifier {
                     strategy,
                 } => Candidate::Zlib {
                     spec: spec.clone(),
-                    enc: ZlibDeflater::new(*level, *mem_level, 15, *strategy)?,
+                    enc: ZlibEncoder::new(*level, *mem_level, 15, *strategy)?,
                     matched: 0,
                     alive: true,
                 },
