@@ -92,9 +92,10 @@ unsafe fn rd64(p: *const u8) -> u64 {
 }
 
 impl ZlibPortDeflater {
-    /// Whether this port reproduces zlib for these parameters (windowBits 15 raw).
+    /// Whether this port reproduces zlib for these parameters (windowBits 15 raw): the
+    /// memLevels checked against the C zlib (8, everyone's default, and 9); others go to C.
     pub fn supports(level: i32, mem_level: i32, strategy: i32) -> bool {
-        (1..=9).contains(&level) && (1..=9).contains(&mem_level) && strategy == 0
+        (1..=9).contains(&level) && (8..=9).contains(&mem_level) && strategy == 0
     }
 
     pub fn new(level: i32, mem_level: i32) -> Result<Self, String> {
