@@ -225,6 +225,27 @@ def test_zlib_levels_rebuild_exactly(level: int) -> None:
             assert encoder.level == level
 
 
+@pytest.mark.parametrize("mem_level", [8, 9])
+def test_native_zlib_gives_zlibs_bytes_for_any_write_sizes(mem_level: int) -> None:
+    """The native zlib encoder (a Rust port for these settings) against the zlib Python
+    links, writes cut at random (the window slides as the writes fall)."""
+    from transship import _native
+
+    data = sample_data("mixed", 1_200_000) + sample_data("text", 300_000)
+    rng = random.Random(mem_level)
+    for level in (1, 3, 4, 6, 9):
+        reference = zlib.compressobj(level, zlib.DEFLATED, -15, mem_level)
+        expected = reference.compress(data) + reference.flush()
+        encoder = _native.Deflater(("zlib", level, mem_level, 0))
+        out, pos = [], 0
+        while pos < len(data):
+            size = rng.choice((1, 7, 4096, 65_536, 300_000))
+            out.append(encoder.compress(data[pos : pos + size]))
+            pos += size
+        out.append(encoder.finish())
+        assert b"".join(out) == expected, (level, mem_level)
+
+
 def test_header_fields_members_and_tail_are_kept() -> None:
     text = sample_data("text", 200_000)
     named = io.BytesIO()
