@@ -14,8 +14,10 @@ How a stream is rebuilt, tried in this order:
   32 KiB "frames" where Go's window slid early because of how the writer cut its
   writes. Costs a few bytes.
 - ``zlib``: zlib levels 1-9 (Python's gzip, Java's GZIPOutputStream as Jib uses, most
-  tools that link zlib). Costs a few bytes. The zlib used is compiled into
-  ``transship._native``, so every site rebuilds with the same code.
+  tools that link zlib). Costs a few bytes. The encoder is compiled into
+  ``transship._native``, so every site rebuilds with the same code: a Rust port of
+  zlib's deflate, byte-identical to it, for memLevel 8 and 9 (what every tool uses),
+  the bundled C zlib otherwise.
 - ``preflate``: anything else (GNU gzip, pigz, ...) via preflate-rs, which records the
   differences between the stream and its own prediction ("corrections", typically
   0.01-0.2 % of the compressed size for those). The Go/zlib candidates fail within the
@@ -53,9 +55,10 @@ at most 32 MiB of plain data. Native calls release the GIL; `analyze` runs the e
 in a worker thread so that they overlap with decompression and with `plain_sink`, and
 any number of `analyze`/`rebuild` calls may run at once in different threads.
 
-Speed, per core, of plain data: Go level 6 re-encoding runs at Go's own speed (40-75
-MB/s on jar layers, 30-40 MB/s on binaries and class files), level 1 at 150-450 MB/s;
-zlib at zlib's speed; preflate at about 10 MB/s (analysis) and 30-40 MB/s (rebuild).
+Speed, per core, of plain data (docs/benchmarks.md): Go level 6 re-encoding 75-90 MB/s
+on jar layers and about 43 MB/s on binaries, level 1 at 150-450 MB/s; zlib level 6 about
+55 MB/s on jar layers and 30 MB/s on binaries; preflate at about 10 MB/s (analysis)
+and 30-40 MB/s (rebuild).
 """
 
 from __future__ import annotations
