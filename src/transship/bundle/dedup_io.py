@@ -225,6 +225,7 @@ def _c_library() -> object:
     return _libc
 
 
+_ARENAS = 4  # heaps shared by the threads, instead of up to 8 per core
 _MMAP_THRESHOLD = 4 << 20
 _malloc_tuned = False
 
@@ -241,6 +242,7 @@ def tune_malloc() -> None:
     if lib and not _malloc_tuned:
         _malloc_tuned = True
         lib.mallopt(-3, _MMAP_THRESHOLD)  # type: ignore[attr-defined]  # M_MMAP_THRESHOLD
+        lib.mallopt(-8, _ARENAS)  # type: ignore[attr-defined]  # M_ARENA_MAX
 
 
 def release_free_memory() -> None:

@@ -417,6 +417,7 @@ class DedupBundleSave:
             for count, done in enumerate(as_completed(checks), 1):
                 layer = checks[done]
                 settled[layer.desc.digest] = self._settle_checked(layer, done, sink)
+                release_free_memory()  # what the finished analysis freed, as after a split
                 if progress is not None and time.monotonic() - told >= _PROGRESS_EVERY:
                     told = time.monotonic()
                     progress(f"dedup: {count} of {len(checks)} layers checked")
