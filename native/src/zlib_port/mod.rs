@@ -254,65 +254,30 @@ impl ZlibPortDeflater {
     }
 
     #[inline(always)]
-    fn longest_match(&mut self, mut cur_match: usize) -> usize {
-        let mut chain = self.max_chain;
-        let strstart = self.strstart;
-        let mut best_len = self.prev_length;
-        let mut nice = self.nice_match;
-        let limit = strstart.saturating_sub(MAX_DIST);
-        if self.prev_length >= self.good_match {
-            chain >>= 2;
-        }
-        if nice > self.lookahead {
-            nice = self.lookahead;
-        }
-        let w = self.window.as_ptr();
-        let prev = self.prev.as_ptr();
+    fn longest_match(&mut self, cur_match: usize) -> usize {
+        let chain = if self.prev_length >= self.good_match {
+            self.max_chain >> 2
+        } else {
+            self.max_chain
+        };
         let mut match_start = self.match_start;
-        // SAFETY: strstart <= WINDOW_SIZE - MIN_LOOKAHEAD and cur_match < strstart, so
-        // every read below (at most index + 258 + 7) stays inside window + padding.
-        unsafe {
-            let scan = w.add(strstart);
-            let scan_start = rd16(scan);
-            let mut scan_end = rd16(scan.add(best_len - 1));
-            loop {
-                // Issue the next chain load before the (often mispredicted) filter.
-                let next = *prev.add(cur_match & W_MASK) as usize;
-                let m = w.add(cur_match);
-                if ((rd16(m.add(best_len - 1)) ^ scan_end) | (rd16(m) ^ scan_start)) == 0 {
-                    // zlib skips index 2 (equal by the hash) and compares from 3.
-                    let mut i = 3;
-                    let len = loop {
-                        let x = rd64(scan.add(i)) ^ rd64(m.add(i));
-                        if x != 0 {
-                            break (i + (x.trailing_zeros() as usize >> 3)).min(MAX_MATCH);
-                        }
-                        i += 8;
-                        if i > MAX_MATCH {
-                            break MAX_MATCH;
-                        }
-                    };
-                    if len > best_len {
-                        match_start = cur_match;
-                        best_len = len;
-                        if len >= nice {
-                            break;
-                        }
-                        scan_end = rd16(scan.add(best_len - 1));
-                    }
-                }
-                cur_match = next;
-                if cur_match <= limit {
-                    break;
-                }
-                chain -= 1;
-                if chain == 0 {
-                    break;
-                }
-            }
-        }
+        // SAFETY: deflate_fast calls this with strstart <= WINDOW_SIZE - MIN_LOOKAHEAD and
+        // cur_match < strstart; the window has its padding and prev W_SIZE entries.
+        let len = unsafe {
+            longest_match(
+                self.window.as_ptr(),
+                self.prev.as_ptr(),
+                self.strstart,
+                cur_match,
+                self.prev_length,
+                self.lookahead,
+                chain,
+                self.nice_match,
+                &mut match_start,
+            )
+        };
         self.match_start = match_start;
-        best_len.min(self.lookahead)
+        len
     }
 
     #[inline(always)]
