@@ -107,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
             def trial(tool: Tool) -> Measurement:
                 r = timed_run(commands[tool.name])
-                return Measurement(
-                    r.seconds, r.peak_rss_kib, r.exit_code, output_tail=r.output_tail
-                )
+                return Measurement.of(r)
 
             tools = [Tool(name) for name in commands]
             results = run_alternating(tools, args.runs, trial)

@@ -359,19 +359,11 @@ def scenario_save(bench: Bench, tools: list[Tool]) -> dict:
             if tool.name in DEDUP_TOOLS:  # report, go on with the others
                 disable(tool, f"not available: {last_line(result.output_tail)}")
             shutil.rmtree(out, ignore_errors=True)
-            return Measurement(
-                result.seconds,
-                result.peak_rss_kib,
-                result.exit_code,
-                output_tail=result.output_tail,
-            )
-        measurement = Measurement(
-            result.seconds,
-            result.peak_rss_kib,
-            0,
+            return Measurement.of(result)
+        measurement = Measurement.of(
+            result,
             stored_bytes=tree_bytes(out),
             verified=check_saved(bench, tool.name, out, bench.images),
-            output_tail=result.output_tail,
         )
         keep_saved(bench, tool.name, out)
         return measurement
@@ -516,23 +508,12 @@ def scenario_incremental(bench: Bench, tools: list[Tool]) -> dict:
         result = timed_run(cmd, env=cold_cache_env())
         if result.exit_code != 0:
             shutil.rmtree(out, ignore_errors=True)
-            return Measurement(
-                result.seconds,
-                result.peak_rss_kib,
-                result.exit_code,
-                output_tail=result.output_tail,
-            )
+            return Measurement.of(result)
         old = latest.get(tool.name)
         latest[tool.name] = out
         if old:
             shutil.rmtree(old, ignore_errors=True)
-        return Measurement(
-            result.seconds,
-            result.peak_rss_kib,
-            0,
-            stored_bytes=tree_bytes(out),
-            output_tail=result.output_tail,
-        )
+        return Measurement.of(result, stored_bytes=tree_bytes(out))
 
     results = run_alternating(tools, bench.runs, trial)
     rows = summarize(results)

@@ -259,6 +259,13 @@ class Measurement:
     verified: str = ""
     output_tail: str = ""
 
+    @classmethod
+    def of(cls, run: RunResult, **fields: object) -> Measurement:
+        """A command's time, memory, exit code and output tail, with `fields` added."""
+        return cls(
+            run.seconds, run.peak_rss_kib, run.exit_code, output_tail=run.output_tail, **fields
+        )  # type: ignore[arg-type]
+
 
 @dataclass
 class Tool:
@@ -415,16 +422,17 @@ def _compare(args: argparse.Namespace) -> int:
     def trial(tool: Tool) -> Measurement:
         if not args.fresh_registry:
             r = timed_run(["bash", "-c", commands[tool.name]])
-            return Measurement(r.seconds, r.peak_rss_kib, r.exit_code, output_tail=r.output_tail)
+            return Measurement.of(r)
         with Registry() as registry:
             written_before = registry.written_bytes() or 0
             cmd = commands[tool.name].replace("{registry}", registry.address)
             r = timed_run(["bash", "-c", cmd])
             written = registry.written_bytes()
-            return Measurement(
-                r.seconds, r.peak_rss_kib, r.exit_code, registry.stored_bytes(),
-                None if written is None else written - written_before, output_tail=r.output_tail,
-            )  # fmt: skip
+            return Measurement.of(
+                r,
+                stored_bytes=registry.stored_bytes(),
+                uploaded_bytes=None if written is None else written - written_before,
+            )
 
     results = run_alternating([Tool(n) for n in names], args.runs, trial)
     print()
