@@ -1,6 +1,7 @@
 //! Native parts of transship: deflate encoders that reproduce known compressors bit for
 //! bit (Go's compress/flate, zlib), a verifier that finds which one made a stream, and
-//! chunked preflate-rs for the rest. Used by `transship.gzip_rebuild`.
+//! chunked preflate-rs for the rest, and a raw-deflate decompressor. Used by
+//! `transship.gzip_rebuild`.
 //!
 //! Every call that does real work releases the GIL.
 
@@ -10,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 pub mod goflate;
+pub mod inflate;
 pub mod preflate;
 pub mod verify;
 pub mod zlib_enc;
@@ -147,6 +149,44 @@ impl Deflater {
     }
 }
 
+/// Streaming raw-deflate decompressor (zlib-rs).
+#[pyclass(module = "transship._native")]
+struct Inflater {
+    inner: inflate::Inflater,
+}
+
+#[pymethods]
+impl Inflater {
+    #[new]
+    fn new() -> Self {
+        Inflater {
+            inner: inflate::Inflater::new(),
+        }
+    }
+
+    /// True once the end of the deflate stream was decoded.
+    #[getter]
+    fn eof(&self) -> bool {
+        self.inner.eof()
+    }
+
+    /// Decompresses from `data` until `max_length` plain bytes are out, `data` is used
+    /// up or the stream ends. Returns (plain bytes, bytes of `data` used). Raises
+    /// ValueError on corrupt data.
+    fn decompress<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: PyBuffer<u8>,
+        max_length: usize,
+    ) -> PyResult<(Bound<'py, PyBytes>, usize)> {
+        let data = bytes_of(&data)?;
+        let used = py
+            .allow_threads(|| self.inner.decompress(data, max_length))
+            .map_err(PyValueError::new_err)?;
+        Ok((PyBytes::new(py, self.inner.output()), used))
+    }
+}
+
 /// Runs candidate encoders over a stream's plain data and compares their output with
 /// the stream's original compressed bytes.
 #[pyclass(module = "transship._native")]
@@ -268,6 +308,7 @@ impl PreflateRebuilder {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Deflater>()?;
+    m.add_class::<Inflater>()?;
     m.add_class::<Verifier>()?;
     m.add_class::<PreflateSplitter>()?;
     m.add_class::<PreflateRebuilder>()?;
