@@ -307,6 +307,25 @@ def test_rebuild_never_yields_a_complete_wrong_tar(tmp_path: Path) -> None:
     load.close()
 
 
+def test_recipe_without_the_tar_checksum_still_checks_the_size(tmp_path: Path) -> None:
+    """A gzip layer's recipe leaves the tar's sha256 out (the layer digest covers it):
+    it survives the round trip as None, the rebuild skips that check, and a rebuild of
+    the wrong length still fails."""
+    data = tar_samples.python_tar(tarfile.PAX_FORMAT)
+    store, recipe_bytes = save_bundle(tmp_path, {"sha256:l": data})
+    recipe = LayerRecipe.from_bytes(recipe_bytes["sha256:l"], "sha256:l")
+    recipe.tar_sha256 = None
+    recipe = LayerRecipe.from_bytes(recipe.to_bytes(), "sha256:l")
+    assert recipe.tar_sha256 is None
+    load = DedupLoadSession(store, temp_dir=tmp_path)
+    load.prepare([recipe])
+    assert b"".join(load.rebuild(recipe)) == data
+    recipe.tar_size += 1
+    with pytest.raises(BundleError, match="^layer sha256:l: rebuilt tar has"):
+        b"".join(load.rebuild(recipe))
+    load.close()
+
+
 def test_store_is_not_written_while_a_layer_is_being_split(tmp_path: Path) -> None:
     collector = ContentCollector(tmp_path)
     session = collector.session()

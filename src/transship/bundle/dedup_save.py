@@ -267,7 +267,7 @@ class DedupBundleSave:
 
         spool = self.work_dir / f"blob-{next(self._spool_ids):06d}.spool"
         with ReplayableStream(chunks, spool) as stream, self._split_turn(stream):
-            layer = self.session.open_layer(desc.digest)
+            layer = self.session.open_layer(desc.digest, hash_tar=False)
             try:
                 layout = gzip_rebuild.analyze(stream, layer.write, check=False)
                 if layout.compressed_size != desc.size:

@@ -1,8 +1,9 @@
 """A layer's recipe: everything except its file contents, checksummed.
 
 Per layer: the tar skeleton (zstd-compressed), the contents in tar order (for each: the
-skeleton bytes before it, its size, its sha256), the sha256 and size of the whole tar,
-and an opaque slot for the data that rebuilds the layer's exact compression (gzip).
+skeleton bytes before it, its size, its sha256), the size of the whole tar and its
+sha256 (left out, null, for a gzip layer: the layer's digest, checked at load, covers its
+tar), and an opaque slot for the data that rebuilds the layer's exact compression (gzip).
 
 Serialized form::
 
@@ -62,7 +63,7 @@ class LayerRecipe:
 
     layer_digest: str
     tar_size: int
-    tar_sha256: bytes
+    tar_sha256: bytes | None  # None: the layer's own digest covers the tar
     skeleton_size: int
     skeleton: IO[bytes]
     skeleton_before: array  # 'Q': skeleton bytes before each content
@@ -116,7 +117,7 @@ class LayerRecipe:
             {
                 "layer": self.layer_digest,
                 "tar_size": self.tar_size,
-                "tar_sha256": self.tar_sha256.hex(),
+                "tar_sha256": None if self.tar_sha256 is None else self.tar_sha256.hex(),
                 "skeleton_size": self.skeleton_size,
                 "contents": len(self),
                 "sections": {
@@ -181,7 +182,8 @@ class LayerRecipe:
             skel_len, skel_sha = sections["skeleton"]
             count = int(header["contents"])
             tar_size = int(header["tar_size"])
-            tar_sha256 = bytes.fromhex(header["tar_sha256"])
+            tar_sha = header["tar_sha256"]
+            tar_sha256 = None if tar_sha is None else bytes.fromhex(tar_sha)
             skeleton_size = int(header["skeleton_size"])
         except BundleError:
             raise

@@ -26,7 +26,7 @@ import shutil
 import tempfile
 from collections.abc import Container, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from transship.dedup.content_store import (
     DEFAULT_FRAME_SIZE,
@@ -55,7 +55,7 @@ from transship.dedup.layer_recipe import LayerRecipe
 class OpenLayer(LayerSplitter):
     """A layer being split within a save session; `finish()` also ends its spill session."""
 
-    def __init__(self, session: CollectorSession, layer_digest: str, **options: int) -> None:
+    def __init__(self, session: CollectorSession, layer_digest: str, **options: Any) -> None:
         super().__init__(layer_digest, session, **options)
         self._session = session
 
@@ -94,8 +94,11 @@ class DedupSaveSession:
         )
         self._layer_options = dict(min_content_size=min_content_size, skeleton_level=skeleton_level)
 
-    def open_layer(self, layer_digest: str) -> OpenLayer:
-        return OpenLayer(self.collector.session(), layer_digest, **self._layer_options)
+    def open_layer(self, layer_digest: str, hash_tar: bool = True) -> OpenLayer:
+        """`hash_tar` as for `LayerSplitter`."""
+        return OpenLayer(
+            self.collector.session(), layer_digest, hash_tar=hash_tar, **self._layer_options
+        )
 
     def write_store(self, out: BinaryIO, keep: Container[bytes] | None = None) -> StoreIndex:
         """Write the content store (after every layer was split), with only the contents
