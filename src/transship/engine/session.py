@@ -13,6 +13,7 @@ import contextlib
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -432,36 +433,70 @@ def _prepared_load(
 ) -> Iterator[tuple[Source, Destination, list[CopyJob]]]:
     from transship.transports.factory import open_source
 
-    source = open_source(str(find_bundle_meta(bundle)))  # verifies every data file
+    source = open_source(str(find_bundle_meta(bundle)), verify=False)
     try:
-        if isinstance(target, RegistryConfig):
-            rewrite = target.repository
-            destination: Destination = RegistryDestination(
-                open_client(target, maxconn, insecure=dst_insecure, skip_verify=skip_verify)
-            )
-        else:
-            rewrite, destination = None, target
-        jobs = load_jobs(source, rewrite, only, renames)
-        targets = {(j.source_repository, j.target_repository) for j in jobs}
+        # The data files are hashed while the target is checked and the codecs prepare
+        # (the dedup codec unpacks its content store on one core): both only read them.
+        with ThreadPoolExecutor(1, thread_name_prefix="verify") as pool:
+            verified = pool.submit(source.verify)  # type: ignore[attr-defined]
+            try:
+                destination, jobs = _load_destination(
+                    source, target, maxconn, only, renames, dst_insecure, skip_verify
+                )
+            except Exception:
+                verified.result()  # a damaged data file explains any failure best
+                raise
+            try:
+                verified.result()
+            except BaseException:
+                destination.close()
+                raise
         try:
-            prepare = getattr(source, "prepare_load", None)
-            if prepare is not None:  # bundles: check the parents, prepare the codecs
-                repository_of = {src: dst for src, dst in targets}
-                blobs_of = getattr(source, "blobs_of", None)
-                blobs = (
-                    blobs_of((j.source_repository, j.source_reference) for j in jobs)
-                    if only and blobs_of is not None
-                    else None
-                )
-                destination = prepare(
-                    destination,
-                    lambda repository: repository_of.get(
-                        repository, rewrite_repository(repository, rewrite)
-                    ),
-                    blobs,
-                )
             yield source, destination, jobs
         finally:
             destination.close()
     finally:
         source.close()
+
+
+def _load_destination(
+    source: Source,
+    target: RegistryConfig | Destination,
+    maxconn: int,
+    only: Sequence[str],
+    renames: Mapping[str, str] | None,
+    dst_insecure: bool,
+    skip_verify: bool,
+) -> tuple[Destination, list[CopyJob]]:
+    """The destination to load `source` into, its parents checked and its codecs
+    prepared, and the jobs that load it."""
+    if isinstance(target, RegistryConfig):
+        rewrite = target.repository
+        destination: Destination = RegistryDestination(
+            open_client(target, maxconn, insecure=dst_insecure, skip_verify=skip_verify)
+        )
+    else:
+        rewrite, destination = None, target
+    try:
+        jobs = load_jobs(source, rewrite, only, renames)
+        targets = {(j.source_repository, j.target_repository) for j in jobs}
+        prepare = getattr(source, "prepare_load", None)
+        if prepare is not None:  # bundles: check the parents, prepare the codecs
+            repository_of = {src: dst for src, dst in targets}
+            blobs_of = getattr(source, "blobs_of", None)
+            blobs = (
+                blobs_of((j.source_repository, j.source_reference) for j in jobs)
+                if only and blobs_of is not None
+                else None
+            )
+            destination = prepare(
+                destination,
+                lambda repository: repository_of.get(
+                    repository, rewrite_repository(repository, rewrite)
+                ),
+                blobs,
+            )
+    except BaseException:
+        destination.close()
+        raise
+    return destination, jobs
