@@ -16,7 +16,12 @@ import zstandard
 
 from tests.conftest import SHARED_LAYERS_DIR
 from tests.support import tar_samples
-from transship.dedup.content_store import ContentCollector, ContentStoreReader, StoreIndex
+from transship.dedup.content_store import (
+    ContentCollector,
+    ContentStoreReader,
+    StoreIndex,
+    _ReadAhead,
+)
 from transship.dedup.layer_recipe import LayerRecipe
 from transship.dedup.session import DedupLoadSession, DedupSaveSession
 from transship.dedup.similarity import zip_entry_keys
@@ -347,3 +352,31 @@ def test_missing_store_file_is_reported_per_layer(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match=f"^layer {recipe.layer_digest}: .* is missing"):
         load.check(recipe)
     load.close()
+
+
+def test_read_ahead_gives_the_stream_in_order_then_its_error(tmp_path: Path) -> None:
+    data = os.urandom(300_000)
+
+    class Failing(io.BytesIO):
+        def read(self, n: int = -1) -> bytes:
+            piece = super().read(n)
+            if not piece:
+                raise OSError("disk gone")
+            return piece
+
+    with _ReadAhead(io.BytesIO(data), 7_000) as reader:
+        got = b"".join(iter(lambda: reader.read(5_000), b""))
+    assert got == data
+    with _ReadAhead(Failing(data), 7_000) as reader:
+        got = bytearray()
+        with pytest.raises(OSError, match="disk gone"):
+            while True:
+                got += reader.read(9_000)
+    assert bytes(got) == data
+
+
+def test_read_ahead_stops_its_thread_when_left_early() -> None:
+    reader = _ReadAhead(io.BytesIO(bytes(10_000_000)), 1_000)  # far more than it queues
+    with reader:
+        assert reader.read(10) == bytes(10)
+    assert not reader._thread.is_alive()

@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import io
 import os
+import queue
 import struct
 import sys
 import tempfile
@@ -598,7 +599,10 @@ class ContentStoreReader:
         frame = index.frames[frame_no]
         compressed = _ChunkReader(self.source.iter_range(frame.offset, frame.size))
         dctx = zstandard.ZstdDecompressor()
-        with dctx.stream_reader(compressed, read_across_frames=False) as reader:
+        with (
+            dctx.stream_reader(compressed, read_across_frames=False) as zstd_reader,
+            _ReadAhead(zstd_reader, _IO_CHUNK) as reader,
+        ):
             offset = 0
             for pos in index.frame_entries(frame_no):
                 hasher = hashlib.sha256()
@@ -703,6 +707,58 @@ class FileStoreSource:
     def iter_range(self, offset: int, length: int) -> Iterator[bytes]:
         with open(self.path, "rb") as f:
             yield from _read_range(f.fileno(), offset, length, "store file ended early")
+
+
+class _ReadAhead:
+    """`read` over a stream that a thread reads a few chunks ahead: the zstd decoder of
+    one frame then runs beside the hashing and writing of its contents (each releases
+    the GIL), on another core."""
+
+    _DEPTH = 4
+
+    def __init__(self, stream: BinaryIO, chunk: int) -> None:
+        self._chunks: queue.Queue[bytes | BaseException] = queue.Queue(self._DEPTH)
+        self._data = b""
+        self._pos = 0
+        self._ended = False
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._run, args=(stream, chunk), name="store-read-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, stream: BinaryIO, chunk: int) -> None:
+        try:
+            while not self._stopping:
+                data = stream.read(chunk)
+                self._chunks.put(data)
+                if not data:
+                    return
+        except BaseException as exc:  # raised again by read()
+            self._chunks.put(exc)
+
+    def read(self, n: int) -> bytes:
+        """Up to `n` bytes (fewer at a chunk's end); b"" at the end of the stream."""
+        if self._pos == len(self._data) and not self._ended:
+            item = self._chunks.get()
+            if isinstance(item, BaseException):
+                self._ended = True
+                raise item
+            self._data, self._pos, self._ended = item, 0, not item
+        start, self._pos = self._pos, min(len(self._data), self._pos + n)
+        if start == 0 and self._pos == len(self._data):
+            return self._data  # the whole chunk: no copy
+        return self._data[start : self._pos]
+
+    def __enter__(self) -> _ReadAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping = True
+        while self._thread.is_alive():  # unblock a reader waiting for room
+            with contextlib.suppress(queue.Empty):
+                self._chunks.get(timeout=0.05)
+        self._thread.join()
 
 
 class _ChunkReader(io.RawIOBase):
