@@ -257,9 +257,12 @@ def test_save_with_files_stored_once_then_load_it_back(source_registry, fresh_re
         assert len(written) == 1, messages
         meta_path = bundle / "bundle.meta.json"
         assert written[0]["path"] == str(meta_path)
-        summary = written[0]["summary"]
-        assert summary and all(line.startswith("dedup: ") for line in summary), summary
-        assert "layers split into file contents" in summary[0]
+        summary = written[0]["summary"]  # in every language: the page shows its own
+        assert set(summary) == {"en", "zh"} and len(summary["en"]) == len(summary["zh"]), summary
+        assert summary["en"] and all(line.startswith("dedup: ") for line in summary["en"])
+        assert "layers split into file contents" in summary["en"][0]
+        assert all(line.startswith("dedup：") for line in summary["zh"]), summary
+        assert "拆分为文件内容" in summary["zh"][0]
 
         meta = load_meta(meta_path)
         assert "dedup" in meta.codec_data
@@ -292,7 +295,7 @@ def test_save_job_without_a_codec_writes_a_plain_bundle(source_registry, tmp_pat
         _, events = _run_job(client, "save", body)
     assert events[-1].data["params"]["codec"] == "raw"
     written = [m for m in engine_events(events) if m["event"] == "BundleWritten"]
-    assert len(written) == 1 and written[0]["summary"] == []
+    assert len(written) == 1 and written[0]["summary"] == {"en": [], "zh": []}
     meta = load_meta(bundle / "bundle.meta.json")
     assert "dedup" not in meta.codec_data
     assert {b.encoding for b in meta.blobs} == {"raw"}

@@ -41,9 +41,12 @@ def make_codec(name: str, dedup_effort: str = "balanced") -> BlobCodec:
     return codec
 
 
-def codec_summary(meta_path: Path, human_bytes: Callable[[float], str] = str) -> list[str]:
+def codec_summary(
+    meta_path: Path, human_bytes: Callable[[float], str] = str, language: str | None = None
+) -> list[str]:
     """What the codec did with the bundle at `meta_path`, in a few lines for people (dedup:
-    layers split or kept as they are, and why); nothing for plain bundles."""
+    layers split or kept as they are, and why) in `language` (default: the environment's);
+    nothing for plain bundles."""
     from transship.bundle.meta import META_SUFFIX
 
     if not meta_path.name.endswith(META_SUFFIX):
@@ -56,4 +59,4 @@ def codec_summary(meta_path: Path, human_bytes: Callable[[float], str] = str) ->
     from transship.bundle.dedup_codec import bundle_stats
 
     stats = bundle_stats(meta)
-    return stats.summary_lines(human_bytes) if stats else []
+    return stats.summary_lines(human_bytes, language) if stats else []

@@ -14,6 +14,14 @@ REASON_NOT_LAYER = "neither gzip nor tar"
 REASON_BAD_GZIP = "not a valid gzip stream"
 REASON_NO_ENCODER = "gzip not reproducible"
 REASON_LOW_GAIN = "rebuilding would save too little"
+# Their message keys: metas keep the English words, summaries show the reader's language.
+_REASON_KEYS = {
+    REASON_ZSTD: "dedup.reason.zstd",
+    REASON_NOT_LAYER: "dedup.reason.not_layer",
+    REASON_BAD_GZIP: "dedup.reason.bad_gzip",
+    REASON_NO_ENCODER: "dedup.reason.no_encoder",
+    REASON_LOW_GAIN: "dedup.reason.low_gain",
+}
 
 
 @dataclass
@@ -86,33 +94,55 @@ class DedupStats:
             sum(t.bytes for t in self.raw_layers.values()),
         )
 
-    def summary_lines(self, human_bytes: Any = str) -> list[str]:
-        """Two or three lines for people (`human_bytes` formats a byte count)."""
+    def summary_lines(self, human_bytes: Any = str, language: str | None = None) -> list[str]:
+        """Two or three lines for people (`human_bytes` formats a byte count), in
+        `language` (default: the environment's, see transship.i18n)."""
+        from transship.i18n import current_language, translate
+
+        lang = language or current_language()
+
+        def say(key: str, **fields: object) -> str:
+            return translate(f"dedup.summary.{key}", lang, **fields)
+
         split, raw = self.split_layers, self.raw_layer_total
-        layers = split.count + raw.count
         ways = ", ".join(f"{t.count} {how}" for how, t in sorted(self.split.items()))
         lines = [
-            f"dedup: {split.count} of {layers} layers split into file contents "
-            f"({human_bytes(split.bytes)} of {human_bytes(split.bytes + raw.bytes)} compressed"
-            f"{'; ' + ways if ways else ''}), rebuilt bit-exact at load"
-            + (f" ({self.checks_reused} checked by an earlier save)" if self.checks_reused else "")
+            say(
+                "split",
+                split=split.count,
+                layers=split.count + raw.count,
+                split_bytes=human_bytes(split.bytes),
+                total_bytes=human_bytes(split.bytes + raw.bytes),
+                ways=say("ways", ways=ways) if ways else "",
+                reused=say("reused", count=self.checks_reused) if self.checks_reused else "",
+            )
         ]
         if raw.count:
-            reasons = ", ".join(
-                f"{t.count} {reason} ({human_bytes(t.bytes)})"
+            reasons = say("separator").join(
+                say(
+                    "reason",
+                    count=t.count,
+                    reason=translate(_REASON_KEYS[reason], lang)
+                    if reason in _REASON_KEYS
+                    else reason,  # a reason this version does not know: as the meta says
+                    bytes=human_bytes(t.bytes),
+                )
                 for reason, t in sorted(self.raw_layers.items())
             )
-            lines.append(f"dedup: {raw.count} layers stored as they are: {reasons}")
-        parents = (
-            f", {self.contents_in_parents} left to parent bundles"
-            if self.contents_in_parents
-            else ""
-        )
+            lines.append(say("raw", count=raw.count, reasons=reasons))
         lines.append(
-            f"dedup: {self.contents_seen} file contents ({human_bytes(self.contents_seen_bytes)}), "
-            f"{self.contents_stored} distinct stored ({human_bytes(self.contents_stored_bytes)})"
-            f"{parents}; content store {human_bytes(self.store_bytes)}, "
-            f"layer recipes {human_bytes(self.recipe_bytes)}"
+            say(
+                "contents",
+                seen=self.contents_seen,
+                seen_bytes=human_bytes(self.contents_seen_bytes),
+                stored=self.contents_stored,
+                stored_bytes=human_bytes(self.contents_stored_bytes),
+                parents=say("parents", count=self.contents_in_parents)
+                if self.contents_in_parents
+                else "",
+                store_bytes=human_bytes(self.store_bytes),
+                recipe_bytes=human_bytes(self.recipe_bytes),
+            )
         )
-        lines += [f"dedup: {note}" for note in self.notes]
+        lines += [say("note", note=note) for note in self.notes]
         return lines

@@ -253,6 +253,7 @@ def prepare_save(cfg: Config, request: JobRequest) -> PreparedJob:
 def _report_bundle_written(job: Job, meta_path: Path) -> None:
     """Where the bundle is, and what the codec did (the lines `transship save` prints)."""
     from transship.bundle.codec_choice import codec_summary
+    from transship.i18n import LANGUAGES
     from transship.slim.analyze.formatting import human_bytes  # as the CLI shows sizes
 
     job.record(
@@ -260,7 +261,8 @@ def _report_bundle_written(job: Job, meta_path: Path) -> None:
             "event": "BundleWritten",
             "time": time.time(),
             "path": str(meta_path),
-            "summary": codec_summary(meta_path, human_bytes),
+            # Every language: the page picks the one it shows.
+            "summary": {lang: codec_summary(meta_path, human_bytes, lang) for lang in LANGUAGES},
         }
     )
 

@@ -310,6 +310,12 @@
   }
 
   // -- events -> log, failures ------------------------------------------------------------------------
+  function summaryLines(summary, lang) {
+    if (!summary) return [];
+    if (Array.isArray(summary)) return summary;
+    return summary[lang] || summary.en || [];
+  }
+
   function logLine(entry) {
     const line = document.createElement("div");
     const stamp = document.createElement("span");
@@ -388,7 +394,9 @@
         log("info", () => t("web.log.finishing", { what: e.what }), at);
         break;
       case "BundleWritten":
-        for (const line of e.summary || []) log("info", () => line, at);
+        // The server sends the summary in every language ({en: [...], zh: [...]}); older
+        // jobs have one list. Each line follows a language switch.
+        summaryLines(e.summary, state.lang).forEach((_, i) => log("info", () => summaryLines(e.summary, state.lang)[i] || "", at));
         log("ok", () => t("web.log.bundle_written", { path: e.path }), at);
         break;
       case "ReportReady": {
