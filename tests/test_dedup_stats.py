@@ -41,3 +41,13 @@ def test_summary_follows_the_environment_by_default(monkeypatch):
     assert _stats().summary_lines()[0].startswith("dedup：")
     monkeypatch.setenv("TRANSSHIP_LANG", "en")
     assert _stats().summary_lines()[0].startswith("dedup: ")
+
+
+def test_finishing_events_say_what_the_save_does_in_each_language():
+    from transship.engine.events import Finishing
+
+    event = Finishing.of("dedup.finishing.checked", count=3, total=7)
+    assert event.what == "dedup: 3 of 7 layers checked" == event.text("en")
+    assert event.text("zh") == "dedup：已校验 3/7 个层"
+    assert event.to_json()["fields"] == {"count": 3, "total": 7}
+    assert Finishing("as said").text("zh") == "as said"  # no key: the words as they are

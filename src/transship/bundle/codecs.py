@@ -109,9 +109,10 @@ class BlobCodec(ABC):
     def begin_bundle(self, work_dir: Path, parents: Sequence[ParentBundle]) -> None:
         """Save: called once before the first blob; `work_dir` is free for temporary files."""
 
-    finishing_note: ClassVar[str] = ""  # what settle/finish do, when that takes a while
-    # Told, now and then, how far settle/finish have got (a line for people).
-    progress: Callable[[str], None] | None = None
+    # What settle/finish do, when that takes a while: a message key of transship.i18n.
+    finishing_note: ClassVar[str] = ""
+    # Told, now and then, how far settle/finish have got: progress(message key, **fields).
+    progress: Callable[..., None] | None = None
 
     def settle_blobs(self, sink: PieceSink) -> dict[str, EncodedBlob]:
         """Save: every blob is in; store the blobs whose `encode` left their pieces to

@@ -44,10 +44,7 @@ from transship.oci.descriptor import Descriptor
 class DedupCodec(BlobCodec):
     encoding = ENCODING
     resumable = False
-    finishing_note = (
-        "dedup: checking that the layers worth rebuilding come back bit for bit, "
-        "then writing the content store"
-    )
+    finishing_note = "dedup.finishing.checking"
 
     def __init__(self, min_gain: float = DEFAULT_MIN_GAIN, recipe_cache: Path | None = None):
         self.min_gain = min_gain  # see transship.dedup.payoff

@@ -392,11 +392,12 @@ class DedupBundleSave:
     # -- end -----------------------------------------------------------------------------------
 
     def settle(
-        self, sink: PieceSink, progress: Callable[[str], None] | None = None
+        self, sink: PieceSink, progress: Callable[..., None] | None = None
     ) -> dict[str, EncodedBlob]:
         """Second pass over the deferred gzip layers: choose those worth rebuilding, wait
         for the proof that each rebuilds to its digest, store their recipes and the
-        others as they are. `progress` hears how many checks are done, now and then."""
+        others as they are. `progress(key, **fields)` hears how many checks are done, now
+        and then."""
         with self._lock:
             pending = dict(self._pending)
             self._pending.clear()
@@ -420,11 +421,12 @@ class DedupBundleSave:
                 release_free_memory()  # what the finished analysis freed, as after a split
                 if progress is not None and time.monotonic() - told >= _PROGRESS_EVERY:
                     told = time.monotonic()
-                    progress(f"dedup: {count} of {len(checks)} layers checked")
+                    progress("dedup.finishing.checked", count=count, total=len(checks))
             if progress is not None:
                 progress(
-                    f"dedup: {len(checks)} layers checked, {len(pending) - len(checks)} kept "
-                    "as they are; writing the content store"
+                    "dedup.finishing.writing_store",
+                    checked=len(checks),
+                    kept=len(pending) - len(checks),
                 )
             return settled
         finally:

@@ -22,6 +22,7 @@ from rich.progress import (
 
 from transship.engine import events as ev
 from transship.engine.copy import RunSummary
+from transship.i18n import current_language
 
 LARGE_BLOB = 8 << 20  # blobs at least this big get a bar of their own
 PLAIN_INTERVAL = 5.0
@@ -112,7 +113,12 @@ class PlainRenderer:
                 )
         elif isinstance(event, ev.Finishing):
             self.console.print(self.status_line(), markup=False, highlight=False, soft_wrap=True)
-            self.console.print(f"{event.what} ...", markup=False, highlight=False, soft_wrap=True)
+            self.console.print(
+                f"{event.text(current_language())} ...",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         now = time.monotonic()
         if now - self._last >= self.interval:
             self._last = now
@@ -175,7 +181,9 @@ class RichRenderer:
                     for note in event.notes:
                         p.console.print(f"[yellow]note[/] {event.image}: {note}", highlight=False)
             elif isinstance(event, ev.Finishing):
-                p.console.print(f"{event.what} ...", markup=False, highlight=False)
+                p.console.print(
+                    f"{event.text(current_language())} ...", markup=False, highlight=False
+                )
             p.update(
                 self.overall, total=self.tally.total_bytes or None, completed=self.tally.done_bytes
             )

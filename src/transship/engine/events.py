@@ -80,9 +80,24 @@ class ImageFailed(Event):
 
 @dataclass(frozen=True)
 class Finishing(Event):
-    """Every transfer is done; the destination is finishing (what it does, in words)."""
+    """Every transfer is done; the destination is finishing: what it does, in English
+    (`what`) and as a message of transship.i18n (`key`, `fields`) for other languages."""
 
     what: str
+    key: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, key: str, **fields: Any) -> Finishing:
+        from transship.i18n import translate
+
+        return cls(translate(key, "en", **fields), key, fields)
+
+    def text(self, language: str) -> str:
+        """What the destination does, in `language`."""
+        from transship.i18n import translate
+
+        return translate(self.key, language, **self.fields) if self.key else self.what
 
 
 @dataclass(frozen=True)

@@ -253,9 +253,9 @@ def run_save(
         if complete:
             note = getattr(destination, "finishing_note", "")
             if note:
-                emit(ev.Finishing(note))
+                emit(ev.Finishing.of(note))
                 destination.report_finishing(  # type: ignore[attr-defined]
-                    lambda text: emit(ev.Finishing(text))
+                    lambda key, **fields: emit(ev.Finishing.of(key, **fields))
                 )
             destination.commit()
         else:

@@ -1,6 +1,10 @@
 """English messages of the dedup codec's summary (`transship save`, `inspect`, the web page)."""
 
 MESSAGES: dict[str, str] = {
+    # What a dedup save does once every layer is in (`transship save`, the web page).
+    "dedup.finishing.checking": "dedup: checking that the layers worth rebuilding come back bit for bit, then writing the content store",
+    "dedup.finishing.checked": "dedup: {count} of {total} layers checked",
+    "dedup.finishing.writing_store": "dedup: {checked} layers checked, {kept} kept as they are; writing the content store",
     "dedup.summary.split": "dedup: {split} of {layers} layers split into file contents ({split_bytes} of {total_bytes} compressed{ways}), rebuilt bit-exact at load{reused}",
     "dedup.summary.ways": "; {ways}",
     "dedup.summary.reused": " ({count} checked by an earlier save)",

@@ -1,6 +1,9 @@
 """Chinese messages of the dedup codec's summary (`transship save`, `inspect`, the web page)."""
 
 MESSAGES: dict[str, str] = {
+    "dedup.finishing.checking": "dedup：正在确认值得重建的层能逐位还原，随后写入内容库",
+    "dedup.finishing.checked": "dedup：已校验 {count}/{total} 个层",
+    "dedup.finishing.writing_store": "dedup：已校验 {checked} 个层，{kept} 个按原样保留；正在写入内容库",
     "dedup.summary.split": "dedup：{layers} 个层中有 {split} 个拆分为文件内容（压缩大小 {total_bytes} 中的 {split_bytes}{ways}），加载时逐位精确重建{reused}",
     "dedup.summary.ways": "；{ways}",
     "dedup.summary.reused": "（其中 {count} 个沿用之前保存时的校验）",

@@ -174,11 +174,12 @@ class BundleDestination(Destination):
 
     @property
     def finishing_note(self) -> str:
-        """What commit() does that takes time, in words ("" when it is quick)."""
+        """What commit() does that takes time, as a message key of transship.i18n ("" when
+        it is quick)."""
         return self.writer.codec.finishing_note
 
-    def report_finishing(self, progress: Callable[[str], None]) -> None:
-        """Have commit() say how far it has got, now and then."""
+    def report_finishing(self, progress: Callable[..., None]) -> None:
+        """Have commit() say how far it has got, now and then: `progress(key, **fields)`."""
         self.writer.codec.progress = progress
 
     @property

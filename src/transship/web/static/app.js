@@ -391,7 +391,7 @@
         log(e.error ? "warn" : "dim", () => t("web.log.layer_scanned", { done: e.done, total: e.total, digest: shortDigest(e.digest), size: bytes(e.size) }), at);
         break;
       case "Finishing":
-        log("info", () => t("web.log.finishing", { what: e.what }), at);
+        log("info", () => t("web.log.finishing", { what: e.key ? t(e.key, e.fields) : e.what }), at);
         break;
       case "BundleWritten":
         // The server sends the summary in every language ({en: [...], zh: [...]}); older
