@@ -18,6 +18,15 @@ class Deflater:
     def compress(self, data: Buffer) -> bytes: ...
     def finish(self) -> bytes: ...
 
+class Inflater:
+    """Streaming raw-deflate decompressor (zlib-rs); ValueError on corrupt data."""
+
+    def __init__(self) -> None: ...
+    @property
+    def eof(self) -> bool: ...
+    def decompress(self, data: Buffer, max_length: int) -> tuple[bytes, int]:
+        """(plain bytes, up to max_length; bytes of `data` used)."""
+
 class Verifier:
     """Candidate encoders run over a stream's plain data, compared with its original
     compressed bytes."""
