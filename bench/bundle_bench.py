@@ -691,8 +691,19 @@ def dedup_table(results: dict, reference: dict) -> str:
 
     def ratio(a: dict | None, b: dict | None, key: str) -> str:
         if a and b and a.get("available") and b.get("available") and a.get(key) and b.get(key):
-            return f"{a[key] / b[key]:.2f}x"
+            return f"{a[key] / b[key]:.2f}x{per_round(a, b) if key == 'seconds' else ''}"
         return "-"
+
+    def per_round(a: dict, b: dict) -> str:
+        """The ratio in each round (the tools take turns, so a round shares the machine's
+        state of the moment): how much of the medians' ratio is noise."""
+        runs_a, runs_b = a.get("all_seconds") or [], b.get("all_seconds") or []
+        if len(runs_a) != len(runs_b) or len(runs_a) < 2:
+            return ""
+        pairs = list(zip(runs_a, runs_b, strict=True))
+        if any(x is None or not y for x, y in pairs):
+            return ""
+        return " (rounds: " + " ".join(f"{x / y:.2f}" for x, y in pairs) + ")"
 
     body = []
     for scenario, key, what in (
