@@ -435,13 +435,20 @@ def _prepared_load(
 
     source = open_source(str(find_bundle_meta(bundle)), verify=False)
     try:
+        if isinstance(target, RegistryConfig):
+            rewrite = target.repository
+            destination: Destination = RegistryDestination(
+                open_client(target, maxconn, insecure=dst_insecure, skip_verify=skip_verify)
+            )
+        else:
+            rewrite, destination = None, target
         # The data files are hashed while the target is checked and the codecs prepare
         # (the dedup codec unpacks its content store on one core): both only read them.
         with ThreadPoolExecutor(1, thread_name_prefix="verify") as pool:
             verified = pool.submit(source.verify)  # type: ignore[attr-defined]
             try:
-                destination, jobs = _load_destination(
-                    source, target, maxconn, only, renames, dst_insecure, skip_verify
+                destination, jobs = _prepare_destination(
+                    source, destination, rewrite, only, renames
                 )
             except Exception:
                 verified.result()  # a damaged data file explains any failure best
@@ -459,30 +466,20 @@ def _prepared_load(
         source.close()
 
 
-def _load_destination(
+def _prepare_destination(
     source: Source,
-    target: RegistryConfig | Destination,
-    maxconn: int,
+    destination: Destination,
+    rewrite: str | None,
     only: Sequence[str],
     renames: Mapping[str, str] | None,
-    dst_insecure: bool,
-    skip_verify: bool,
 ) -> tuple[Destination, list[CopyJob]]:
-    """The destination to load `source` into, its parents checked and its codecs
-    prepared, and the jobs that load it."""
-    if isinstance(target, RegistryConfig):
-        rewrite = target.repository
-        destination: Destination = RegistryDestination(
-            open_client(target, maxconn, insecure=dst_insecure, skip_verify=skip_verify)
-        )
-    else:
-        rewrite, destination = None, target
+    """The jobs that load `source`, and the destination to load it into, its parents
+    checked and its codecs prepared. Closes `destination` on failure."""
     try:
         jobs = load_jobs(source, rewrite, only, renames)
-        targets = {(j.source_repository, j.target_repository) for j in jobs}
         prepare = getattr(source, "prepare_load", None)
         if prepare is not None:  # bundles: check the parents, prepare the codecs
-            repository_of = {src: dst for src, dst in targets}
+            repository_of = {j.source_repository: j.target_repository for j in jobs}
             blobs_of = getattr(source, "blobs_of", None)
             blobs = (
                 blobs_of((j.source_repository, j.source_reference) for j in jobs)
