@@ -231,9 +231,11 @@ class Recipe:
 
 # -- analysis ---------------------------------------------------------------------------
 
-_READ_SIZE = 1 << 20
+_READ_SIZE = 1 << 19
 # Largest plain piece decompressed at once (bounds memory on very compressible data).
-_PLAIN_PIECE = 4 << 20
+# A check queues up to three pieces for its encoders: with 4 MiB pieces instead, the
+# fleet save (bench/bundle_bench.py) peaked some 25 MiB higher at the same speed.
+_PLAIN_PIECE = 2 << 20
 # On incompressible or very repetitive data several levels give the same bytes for a
 # long time and would all be paid for: after so many plain bytes, follow at most so
 # many candidates (the likeliest; a wrong guess only means storing the blob raw).
