@@ -9,7 +9,7 @@ matches, and writes every match as (bytes since the previous match ends: varint,
 3: one byte, distance - 1: two bytes) compressed with zstd level 19.
 
 The deflate decoder here is a plain Python one that yields tokens (no library exposes
-them). It is slow (about 0.1 MB/s), hence the prefixes.
+them). It is slow (about 0.5 MB/s), hence the prefixes.
 
     python bench/match_hints.py [--mb 3]
 """
