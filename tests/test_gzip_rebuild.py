@@ -415,3 +415,27 @@ def test_analysis_never_holds_the_whole_stream() -> None:
     assert CountingReader.largest <= 1 << 20
     assert largest_piece <= 4 << 20
     assert b"".join(rebuild(chunks_of(bytes(50_000_000), 1 << 20), recipe)) == blob
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+def test_an_analysis_leaves_no_cycle_holding_its_encoders(threaded: bool) -> None:
+    """Each analysis's candidate encoders (some MiB of native memory) are freed when it
+    ends, not whenever the garbage collector next runs: a save checks many layers."""
+    import gc
+
+    from transship import gzip_rebuild
+
+    data = gzip.compress(os.urandom(200_000) + bytes(300_000), 6)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            analyze(io.BytesIO(data), lambda _: None, threaded=threaded)
+        left = [
+            o
+            for o in gc.get_objects()
+            if isinstance(o, (gzip_rebuild._Verification, gzip_rebuild._Background))
+        ]
+    finally:
+        gc.enable()
+    assert left == []
