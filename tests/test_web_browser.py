@@ -176,6 +176,14 @@ def test_copy_from_the_page_with_live_progress_then_switch_to_chinese(
             assert "dedup: " in browser.text("log")
             assert "(files stored once)" in browser.text("history")
             browser.screenshot(tmp_path / "after-save-en.png")
+            browser.click("lang-zh")  # the dedup summary and finishing lines follow
+            browser.wait_for(
+                "document.getElementById('log').textContent.includes('拆分为文件内容')"
+            )
+            assert "dedup：正在确认值得重建的层能逐位还原" in browser.text("log")
+            assert "layers split into file contents" not in browser.text("log")
+            browser.click("lang-en")
+            browser.wait_for("document.getElementById('log').textContent.includes('split into')")
 
             browser.click("btn-analyze")
             browser.wait_for("!document.getElementById('report-link').hidden")

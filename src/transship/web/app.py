@@ -45,7 +45,8 @@ from transship.web.jobs import Job, JobConflict, JobManager
 from transship.web.security import AccessGuard
 
 STATIC_DIR = Path(__file__).parent / "static"
-WEB_KEY_PREFIX = "web."
+# The messages the page shows: its own, and those that events name by key (Finishing).
+PAGE_KEY_PREFIXES = ("web.", "dedup.finishing.")
 STATS_INTERVAL = 0.3  # seconds between statistics updates on the event stream
 ACTIONS = ("check", "copy", "save", "load", "analyze")
 # An analyze report is a page of its own: inline styles and SVG, no script at all.
@@ -150,7 +151,9 @@ async def _messages(request: Request) -> Response:
     english = catalog("en")
     own = catalog(lang)
     messages = {
-        key: own.get(key, text) for key, text in english.items() if key.startswith(WEB_KEY_PREFIX)
+        key: own.get(key, text)
+        for key, text in english.items()
+        if key.startswith(PAGE_KEY_PREFIXES)
     }
     return JSONResponse({"lang": lang, "languages": list(LANGUAGES), "messages": messages})
 
