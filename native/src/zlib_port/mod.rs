@@ -374,12 +374,16 @@ impl ZlibPortDeflater {
                 self.flush_block(false);
             }
         }
+        self.end_of_input(finish);
+    }
+
+    /// What deflate_fast and deflate_slow do once the input is used up (zlib repeats it
+    /// in each): the last block when finishing, else the symbols so far as a block.
+    fn end_of_input(&mut self, finish: bool) {
         self.insert = self.strstart.min(MIN_MATCH - 1);
         if finish {
             self.flush_block(true);
-            return;
-        }
-        if !self.syms.is_empty() {
+        } else if !self.syms.is_empty() {
             self.flush_block(false);
         }
     }
@@ -520,14 +524,7 @@ impl ZlibPortDeflater {
             self.tally_lit(c);
         }
         self.match_available = false;
-        self.insert = self.strstart.min(MIN_MATCH - 1);
-        if finish {
-            self.flush_block(true);
-            return;
-        }
-        if !self.syms.is_empty() {
-            self.flush_block(false);
-        }
+        self.end_of_input(finish);
     }
 }
 
