@@ -3,16 +3,8 @@
 //! Only finished bytes are compared (the stream is not closed), so DEFLATE may be the
 //! deflate data of a longer stream whose plain data starts with PLAIN.
 
-/// CPU time of this thread (other processes on a busy machine do not count).
-fn cpu_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to write to.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
+mod support;
+use support::cpu_seconds;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -3,18 +3,11 @@
 //! memLevel 8 and 9, whole and randomly split writes; `zlib_port_oracle speed LEVEL FILE...`
 //! times both encoders (CPU seconds of this thread, best of 3).
 
-use _native::zlib_enc::ZlibDeflater;
-use _native::zlib_port::ZlibPortDeflater;
+mod support;
 
-fn cpu_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to write to.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
+use _native::zlib_enc::ZlibDeflater;
+use _native::zlib_port::{ZlibEncoder, ZlibPortDeflater};
+use support::cpu_seconds;
 
 struct Rng(u64);
 impl Rng {
@@ -54,22 +47,18 @@ fn chunks(len: usize, mode: u64) -> Vec<usize> {
     v
 }
 
-fn run_c(data: &[u8], level: i32, mem: i32, sizes: &[usize]) -> Vec<u8> {
-    let mut e = ZlibDeflater::new(level, mem, 15, 0).unwrap();
-    let mut out = Vec::new();
-    let mut at = 0;
-    for &n in sizes {
-        e.write(&data[at..at + n]);
-        out.extend(e.take_output());
-        at += n;
-    }
-    e.close();
-    out.extend(e.take_output());
-    out
+/// The C zlib at these settings.
+fn c_zlib(level: i32, mem: i32) -> ZlibEncoder {
+    ZlibEncoder::C(ZlibDeflater::new(level, mem, 15, 0).unwrap())
 }
 
-fn run_port(data: &[u8], level: i32, mem: i32, sizes: &[usize]) -> Vec<u8> {
-    let mut e = ZlibPortDeflater::new(level, mem).unwrap();
+/// The port at these settings.
+fn port(level: i32, mem: i32) -> ZlibEncoder {
+    ZlibEncoder::Port(Box::new(ZlibPortDeflater::new(level, mem).unwrap()))
+}
+
+/// The whole output of `e` for `data` written in pieces of `sizes`.
+fn run(mut e: ZlibEncoder, data: &[u8], sizes: &[usize]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut at = 0;
     for &n in sizes {
@@ -160,8 +149,8 @@ fn main() {
                                 continue;
                             }
                             let sizes = chunks(data.len(), mode);
-                            let a = run_c(data, level, mem, &sizes);
-                            let b = run_port(data, level, mem, &sizes);
+                            let a = run(c_zlib(level, mem), data, &sizes);
+                            let b = run(port(level, mem), data, &sizes);
                             n += 1;
                             if a != b {
                                 bad += 1;
@@ -192,9 +181,9 @@ fn main() {
                 let mut same = true;
                 for _ in 0..3 {
                     let t0 = cpu_seconds();
-                    let a = run_c(&data, level, 8, &sizes);
+                    let a = run(c_zlib(level, 8), &data, &sizes);
                     let t1 = cpu_seconds();
-                    let b = run_port(&data, level, 8, &sizes);
+                    let b = run(port(level, 8), &data, &sizes);
                     let t2 = cpu_seconds();
                     tc = tc.min(t1 - t0);
                     tp = tp.min(t2 - t1);
