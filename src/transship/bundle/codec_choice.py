@@ -15,6 +15,7 @@ from transship.errors import ConfigError
 
 if TYPE_CHECKING:
     from transship.bundle.codecs import BlobCodec
+    from transship.bundle.dedup_stats import DedupStats
 
 CODEC_NAMES = ("raw", "dedup")
 DEDUP_EFFORTS = ("max", "balanced", "fast")  # transship.dedup.payoff.EFFORT_MIN_GAIN
@@ -47,16 +48,21 @@ def codec_summary(
     """What the codec did with the bundle at `meta_path`, in a few lines for people (dedup:
     layers split or kept as they are, and why) in `language` (default: the environment's);
     nothing for plain bundles."""
+    stats = codec_stats(meta_path)
+    return stats.summary_lines(human_bytes, language) if stats else []
+
+
+def codec_stats(meta_path: Path) -> DedupStats | None:
+    """The dedup statistics of the bundle at `meta_path`; None for other bundles."""
     from transship.bundle.meta import META_SUFFIX
 
     if not meta_path.name.endswith(META_SUFFIX):
-        return []
+        return None
     from transship.bundle.meta import load_meta
 
     meta = load_meta(meta_path)
     if "dedup" not in meta.codec_data:
-        return []
+        return None
     from transship.bundle.dedup_codec import bundle_stats
 
-    stats = bundle_stats(meta)
-    return stats.summary_lines(human_bytes, language) if stats else []
+    return bundle_stats(meta)

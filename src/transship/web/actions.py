@@ -252,17 +252,20 @@ def prepare_save(cfg: Config, request: JobRequest) -> PreparedJob:
 
 def _report_bundle_written(job: Job, meta_path: Path) -> None:
     """Where the bundle is, and what the codec did (the lines `transship save` prints)."""
-    from transship.bundle.codec_choice import codec_summary
+    from transship.bundle.codec_choice import codec_stats
     from transship.i18n import LANGUAGES
     from transship.slim.analyze.formatting import human_bytes  # as the CLI shows sizes
 
+    stats = codec_stats(meta_path)  # read once, told in every language
     job.record(
         {
             "event": "BundleWritten",
             "time": time.time(),
             "path": str(meta_path),
-            # Every language: the page picks the one it shows.
-            "summary": {lang: codec_summary(meta_path, human_bytes, lang) for lang in LANGUAGES},
+            # The page picks the language it shows.
+            "summary": {
+                lang: stats.summary_lines(human_bytes, lang) if stats else [] for lang in LANGUAGES
+            },
         }
     )
 
