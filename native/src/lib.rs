@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 pub mod goflate;
+pub mod hints;
 pub mod inflate;
 pub mod preflate;
 pub mod verify;

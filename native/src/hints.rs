@@ -1,0 +1,267 @@
+//! Match hints: the back-references (LZ77 matches) of a deflate stream, by plain-data
+//! position. Given them, the Go and zlib encoders rebuild a stream without searching
+//! for matches (most of their time): at each position they evaluate, they take the
+//! hint that starts there instead of asking their match finder. For the lazy and greedy
+//! loops of both encoders the matches a stream emitted reproduce the same token
+//! sequence, so the block and Huffman logic, which the ports follow exactly, give the
+//! same bytes.
+//!
+//! Packed form (stored zstd-compressed in a gzip recipe), one record per match in
+//! position order: varint(gap) | len - 3 (1 byte) | dist - 1 (2 bytes, little endian),
+//! where `gap` is the number of plain bytes between the end of the previous match (or
+//! the start) and this one. Matches never overlap, so the gap is never negative.
+
+use std::collections::VecDeque;
+
+pub const MIN_LEN: usize = 3;
+pub const MAX_LEN: usize = 258;
+pub const MAX_DIST: usize = 32768;
+
+/// One match: `len` bytes at plain position `pos` copy those `dist` bytes back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hint {
+    pub pos: u64,
+    pub len: u16,
+    pub dist: u16,
+}
+
+impl Hint {
+    pub fn end(&self) -> u64 {
+        self.pos + self.len as u64
+    }
+}
+
+/// Appends packed records for `hints` (in position order, after `*last_end`).
+pub fn pack(hints: &[Hint], last_end: &mut u64, out: &mut Vec<u8>) {
+    for h in hints {
+        debug_assert!(h.pos >= *last_end, "hints overlap or are out of order");
+        let mut gap = h.pos - *last_end;
+        while gap >= 0x80 {
+            out.push((gap as u8 & 0x7f) | 0x80);
+            gap >>= 7;
+        }
+        out.push(gap as u8);
+        out.push((h.len as usize - MIN_LEN) as u8);
+        out.extend_from_slice(&(h.dist - 1).to_le_bytes());
+        *last_end = h.end();
+    }
+}
+
+/// The hints an encoder consumes, in position order, filled ahead of the plain data
+/// (from packed records or one by one). A record the encoder cannot use (out of
+/// order, impossible length or distance) is dropped: the rebuilt stream then differs
+/// from the original, which the digest check catches.
+#[derive(Clone, Default)]
+pub struct HintQueue {
+    queue: VecDeque<Hint>,
+    /// Bytes of a packed record cut between two `feed_packed` calls.
+    partial: Vec<u8>,
+    last_end: u64,
+    /// Every hint that starts before this position is in the queue (or was used).
+    horizon: u64,
+    finished: bool,
+    /// Position of the next queued hint, or u64::MAX: the encoders' per-position test.
+    next_pos: u64,
+}
+
+impl HintQueue {
+    pub fn new() -> Self {
+        HintQueue {
+            next_pos: u64::MAX,
+            ..Default::default()
+        }
+    }
+
+    /// Adds packed records (any cut of the packed stream).
+    pub fn feed_packed(&mut self, mut data: &[u8]) {
+        if !self.partial.is_empty() {
+            let mut joined = std::mem::take(&mut self.partial);
+            joined.extend_from_slice(data);
+            let used = self.parse(&joined);
+            self.partial = joined[used..].to_vec();
+            return;
+        }
+        let used = self.parse(data);
+        data = &data[used..];
+        self.partial.extend_from_slice(data);
+    }
+
+    /// Parses whole records; returns the bytes used.
+    fn parse(&mut self, data: &[u8]) -> usize {
+        let mut at = 0;
+        'records: while at < data.len() {
+            let (mut gap, mut shift, mut i) = (0u64, 0u32, at);
+            loop {
+                let Some(&b) = data.get(i) else {
+                    break 'records;
+                };
+                i += 1;
+                if shift < 64 {
+                    gap |= ((b & 0x7f) as u64) << shift;
+                }
+                shift += 7;
+                if b & 0x80 == 0 {
+                    break;
+                }
+            }
+            if i + 3 > data.len() {
+                break;
+            }
+            let len = data[i] as usize + MIN_LEN;
+            let dist = u16::from_le_bytes([data[i + 1], data[i + 2]]) as usize + 1;
+            at = i + 3;
+            let pos = self.last_end.saturating_add(gap);
+            self.push(Hint {
+                pos,
+                len: len as u16,
+                dist: dist as u16,
+            });
+        }
+        at
+    }
+
+    /// Adds one hint; it must start at or after the end of the previous one.
+    pub fn push(&mut self, h: Hint) {
+        if h.pos < self.last_end || !(MIN_LEN..=MAX_LEN).contains(&(h.len as usize)) {
+            return;
+        }
+        self.last_end = h.end();
+        self.horizon = self.horizon.max(h.pos + 1);
+        if self.queue.is_empty() {
+            self.next_pos = h.pos;
+        }
+        self.queue.push_back(h);
+    }
+
+    /// No more hints will come: every position is known.
+    pub fn finish(&mut self) {
+        self.finished = true;
+    }
+
+    /// Also declares that no hint starts before `pos` other than those pushed (for a
+    /// producer that has looked at the plain data up to there).
+    pub fn known_until(&mut self, pos: u64) {
+        self.horizon = self.horizon.max(pos);
+    }
+
+    /// Every hint starting before this position is known.
+    pub fn horizon(&self) -> u64 {
+        if self.finished {
+            u64::MAX
+        } else {
+            self.horizon
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// The (length, distance) of the hint starting at `pos`, consuming it and any
+    /// unused hints before it. Positions must be asked in increasing order.
+    #[inline(always)]
+    pub fn take_at(&mut self, pos: u64) -> Option<(usize, usize)> {
+        if self.next_pos > pos {
+            return None;
+        }
+        self.take_slow(pos)
+    }
+
+    #[cold]
+    fn take_slow(&mut self, pos: u64) -> Option<(usize, usize)> {
+        while let Some(h) = self.queue.front().copied() {
+            if h.pos > pos {
+                break;
+            }
+            self.queue.pop_front();
+            self.next_pos = self.queue.front().map_or(u64::MAX, |n| n.pos);
+            if h.pos == pos {
+                return Some((h.len as usize, h.dist as usize));
+            }
+        }
+        None
+    }
+
+    /// Position of the next unused hint (u64::MAX if none is queued).
+    #[inline(always)]
+    pub fn next_pos(&self) -> u64 {
+        self.next_pos
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<Hint> {
+        let mut v = Vec::new();
+        let mut pos = 5u64;
+        for i in 0..5000u64 {
+            let len = 3 + (i * 37 % 256) as u16;
+            let dist = 1 + (i * 7919 % 32768) as u16;
+            v.push(Hint { pos, len, dist });
+            pos += len as u64 + (i * i % 300);
+        }
+        v
+    }
+
+    #[test]
+    fn packed_records_come_back_in_any_cut() {
+        let hints = sample();
+        let mut packed = Vec::new();
+        let mut last = 0;
+        pack(&hints, &mut last, &mut packed);
+        for cut in [1usize, 2, 3, 7, 100, packed.len()] {
+            let mut q = HintQueue::new();
+            for piece in packed.chunks(cut) {
+                q.feed_packed(piece);
+            }
+            q.finish();
+            let got: Vec<Hint> = q.queue.iter().copied().collect();
+            assert_eq!(got, hints, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn take_at_walks_in_order_and_skips_unused() {
+        let mut q = HintQueue::new();
+        for h in [(10, 4, 1), (20, 5, 2), (40, 3, 3)] {
+            q.push(Hint {
+                pos: h.0,
+                len: h.1,
+                dist: h.2,
+            });
+        }
+        assert_eq!(q.take_at(9), None);
+        assert_eq!(q.take_at(10), Some((4, 1)));
+        assert_eq!(q.take_at(21), None, "the hint at 20 was passed and is dropped");
+        assert_eq!(q.next_pos(), 40);
+        assert_eq!(q.take_at(40), Some((3, 3)));
+        assert_eq!(q.next_pos(), u64::MAX);
+    }
+
+    #[test]
+    fn impossible_records_are_dropped() {
+        let mut q = HintQueue::new();
+        q.push(Hint {
+            pos: 10,
+            len: 10,
+            dist: 1,
+        });
+        q.push(Hint {
+            pos: 15,
+            len: 4,
+            dist: 1,
+        }); // overlaps the previous one
+        q.push(Hint {
+            pos: 30,
+            len: 2,
+            dist: 1,
+        }); // too short
+        assert_eq!(q.len(), 1);
+    }
+}
