@@ -111,10 +111,12 @@ impl HintQueue {
             let dist = u16::from_le_bytes([data[i + 1], data[i + 2]]) as usize + 1;
             at = i + 3;
             let pos = self.last_end.saturating_add(gap);
+            // An impossible distance becomes 0, which `push` drops.
+            let dist = if dist <= MAX_DIST { dist as u16 } else { 0 };
             self.push(Hint {
                 pos,
                 len: len as u16,
-                dist: dist as u16,
+                dist,
             });
         }
         at
@@ -122,7 +124,10 @@ impl HintQueue {
 
     /// Adds one hint; it must start at or after the end of the previous one.
     pub fn push(&mut self, h: Hint) {
-        if h.pos < self.last_end || !(MIN_LEN..=MAX_LEN).contains(&(h.len as usize)) {
+        if h.pos < self.last_end
+            || !(MIN_LEN..=MAX_LEN).contains(&(h.len as usize))
+            || !(1..=MAX_DIST).contains(&(h.dist as usize))
+        {
             return;
         }
         self.last_end = h.end();
@@ -184,6 +189,12 @@ impl HintQueue {
             }
         }
         None
+    }
+
+    /// Moves the queued hints to `out`.
+    pub fn drain_into(&mut self, out: &mut Vec<Hint>) {
+        out.extend(self.queue.drain(..));
+        self.next_pos = u64::MAX;
     }
 
     /// Position of the next unused hint (u64::MAX if none is queued).

@@ -14,6 +14,7 @@ pub mod goflate;
 pub mod hints;
 pub mod inflate;
 pub mod preflate;
+pub mod token_inflate;
 pub mod verify;
 pub mod zlib_enc;
 pub mod zlib_port;
@@ -35,21 +36,28 @@ fn bytes_of(buf: &PyBuffer<u8>) -> PyResult<&[u8]> {
     Ok(unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const u8, buf.len_bytes()) })
 }
 
+/// The optional last item of a spec: whether the encoder takes match hints.
+fn hinted_flag(spec: &Bound<'_, PyAny>, at: usize) -> PyResult<bool> {
+    if spec.len()? > at {
+        spec.get_item(at)?.extract()
+    } else {
+        Ok(false)
+    }
+}
+
 fn spec_from_py(spec: &Bound<'_, PyAny>) -> PyResult<EncoderSpec> {
     let kind: String = spec.get_item(0)?.extract()?;
     match kind.as_str() {
-        "go" => {
-            let level: i32 = spec.get_item(1)?.extract()?;
-            let early_slides: Vec<u64> = spec.get_item(2)?.extract()?;
-            Ok(EncoderSpec::Go {
-                level,
-                early_slides,
-            })
-        }
+        "go" => Ok(EncoderSpec::Go {
+            level: spec.get_item(1)?.extract()?,
+            early_slides: spec.get_item(2)?.extract()?,
+            hinted: hinted_flag(spec, 3)?,
+        }),
         "zlib" => Ok(EncoderSpec::Zlib {
             level: spec.get_item(1)?.extract()?,
             mem_level: spec.get_item(2)?.extract()?,
             strategy: spec.get_item(3)?.extract()?,
+            hinted: hinted_flag(spec, 4)?,
         }),
         other => Err(PyValueError::new_err(format!(
             "unknown encoder kind {other:?}"
@@ -62,7 +70,8 @@ fn spec_to_py(py: Python<'_>, spec: &EncoderSpec) -> PyResult<PyObject> {
         EncoderSpec::Go {
             level,
             early_slides,
-        } => ("go", *level, early_slides.clone())
+            hinted,
+        } => ("go", *level, early_slides.clone(), *hinted)
             .into_pyobject(py)?
             .into_any()
             .unbind(),
@@ -70,7 +79,8 @@ fn spec_to_py(py: Python<'_>, spec: &EncoderSpec) -> PyResult<PyObject> {
             level,
             mem_level,
             strategy,
-        } => ("zlib", *level, *mem_level, *strategy)
+            hinted,
+        } => ("zlib", *level, *mem_level, *strategy, *hinted)
             .into_pyobject(py)?
             .into_any()
             .unbind(),
@@ -83,10 +93,22 @@ enum AnyEncoder {
 }
 
 /// A raw-deflate encoder described by an encoder spec:
-/// `("go", level, early_slides)` or `("zlib", level, mem_level, strategy)`.
+/// `("go", level, early_slides[, hinted])` or `("zlib", level, mem_level, strategy[, hinted])`.
+/// A hinted encoder needs the stream's match hints (`add_hints`) ahead of the data.
 #[pyclass(module = "transship._native")]
 struct Deflater {
     inner: AnyEncoder,
+}
+
+impl Deflater {
+    fn hint_queue(&mut self) -> PyResult<&mut hints::HintQueue> {
+        let queue = match &mut self.inner {
+            AnyEncoder::Go(e) if e.hinted() => Some(e.hints_mut()),
+            AnyEncoder::Go(_) => None,
+            AnyEncoder::Zlib(e) => e.hints_mut(),
+        };
+        queue.ok_or_else(|| PyValueError::new_err("this encoder takes no match hints"))
+    }
 }
 
 #[pymethods]
@@ -97,21 +119,41 @@ impl Deflater {
             EncoderSpec::Go {
                 level,
                 early_slides,
-            } => {
-                let mut e = goflate::GoDeflater::new(level).map_err(PyValueError::new_err)?;
-                e.set_early_slides(&early_slides);
-                AnyEncoder::Go(Box::new(e))
-            }
+                hinted,
+            } => AnyEncoder::Go(Box::new(
+                verify::go_encoder(level, &early_slides, hinted).map_err(PyValueError::new_err)?,
+            )),
             EncoderSpec::Zlib {
                 level,
                 mem_level,
                 strategy,
+                hinted,
             } => AnyEncoder::Zlib(
-                zlib_port::ZlibEncoder::new(level, mem_level, 15, strategy)
+                verify::zlib_encoder(level, mem_level, strategy, hinted)
                     .map_err(PyValueError::new_err)?,
             ),
         };
         Ok(Deflater { inner })
+    }
+
+    /// Adds packed match hints (any cut of the packed stream; see hints.rs).
+    fn add_hints(&mut self, py: Python<'_>, packed: PyBuffer<u8>) -> PyResult<()> {
+        let packed = bytes_of(&packed)?;
+        let queue = self.hint_queue()?;
+        py.allow_threads(|| queue.feed_packed(packed));
+        Ok(())
+    }
+
+    /// Declares the hints complete.
+    fn finish_hints(&mut self) -> PyResult<()> {
+        self.hint_queue()?.finish();
+        Ok(())
+    }
+
+    /// Every hint starting before this plain position has been added.
+    #[getter]
+    fn hint_horizon(&mut self) -> PyResult<u64> {
+        Ok(self.hint_queue()?.horizon())
     }
 
     /// Compresses `data`; returns the compressed bytes ready so far.
@@ -193,6 +235,8 @@ impl Inflater {
 #[pyclass(module = "transship._native")]
 struct Verifier {
     inner: verify::Verifier,
+    /// Parses packed hints for `add_hints`.
+    incoming: hints::HintQueue,
 }
 
 #[pymethods]
@@ -205,6 +249,7 @@ impl Verifier {
             .collect::<PyResult<Vec<_>>>()?;
         Ok(Verifier {
             inner: verify::Verifier::new(&specs).map_err(PyValueError::new_err)?,
+            incoming: hints::HintQueue::new(),
         })
     }
 
@@ -217,6 +262,19 @@ impl Verifier {
     /// Keeps only the first `n` still-matching candidates, in the order given.
     fn retain_best(&mut self, n: usize) {
         self.inner.retain_best(n);
+    }
+
+    /// Gives the hinted candidates the next packed match hints (any cut of the packed
+    /// stream), ahead of the plain data they cover.
+    fn add_hints(&mut self, py: Python<'_>, packed: PyBuffer<u8>) -> PyResult<()> {
+        let packed = bytes_of(&packed)?;
+        py.allow_threads(|| {
+            self.incoming.feed_packed(packed);
+            let mut hints = Vec::new();
+            self.incoming.drain_into(&mut hints);
+            self.inner.add_hints(&hints);
+        });
+        Ok(())
     }
 
     /// Feeds the next plain bytes and the next original compressed bytes.

@@ -2,6 +2,7 @@
 //! streams by, so that at the end we know which encoder (if any) rebuilds the stream.
 
 use crate::goflate::GoDeflater;
+use crate::hints::Hint;
 use crate::zlib_port::ZlibEncoder;
 
 /// At most this many Go variants (different early-slide histories) are followed at once.
@@ -12,17 +13,47 @@ const MAX_LAG: usize = 64 << 20;
 /// Plain bytes given to each candidate between comparisons.
 const STEP: usize = 64 << 10;
 
-/// What a candidate encoder is.
+/// What a candidate encoder is. `hinted`: it takes its matches from hints (see
+/// hints.rs) instead of searching.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EncoderSpec {
     /// Go compress/flate at `level`, sliding early at the given frames.
-    Go { level: i32, early_slides: Vec<u64> },
+    Go {
+        level: i32,
+        early_slides: Vec<u64>,
+        hinted: bool,
+    },
     /// zlib deflate with windowBits -15 (raw) and these parameters.
     Zlib {
         level: i32,
         mem_level: i32,
         strategy: i32,
+        hinted: bool,
     },
+}
+
+/// The Go encoder a spec describes.
+pub fn go_encoder(level: i32, early_slides: &[u64], hinted: bool) -> Result<GoDeflater, String> {
+    let mut enc = GoDeflater::new(level)?;
+    enc.set_early_slides(early_slides);
+    if hinted {
+        enc.use_hints()?;
+    }
+    Ok(enc)
+}
+
+/// The zlib encoder a spec describes.
+pub fn zlib_encoder(
+    level: i32,
+    mem_level: i32,
+    strategy: i32,
+    hinted: bool,
+) -> Result<ZlibEncoder, String> {
+    let mut enc = ZlibEncoder::new(level, mem_level, 15, strategy)?;
+    if hinted {
+        enc.use_hints()?;
+    }
+    Ok(enc)
 }
 
 struct GoVariant {
@@ -34,6 +65,7 @@ struct GoVariant {
 enum Candidate {
     Go {
         level: i32,
+        hinted: bool,
         variants: Vec<GoVariant>,
     },
     Zlib {
@@ -74,25 +106,24 @@ impl Verifier {
                 EncoderSpec::Go {
                     level,
                     early_slides,
-                } => {
-                    let mut enc = GoDeflater::new(*level)?;
-                    enc.set_early_slides(early_slides);
-                    Candidate::Go {
-                        level: *level,
-                        variants: vec![GoVariant {
-                            enc,
-                            early: early_slides.clone(),
-                            matched: 0,
-                        }],
-                    }
-                }
+                    hinted,
+                } => Candidate::Go {
+                    level: *level,
+                    hinted: *hinted,
+                    variants: vec![GoVariant {
+                        enc: go_encoder(*level, early_slides, *hinted)?,
+                        early: early_slides.clone(),
+                        matched: 0,
+                    }],
+                },
                 EncoderSpec::Zlib {
                     level,
                     mem_level,
                     strategy,
+                    hinted,
                 } => Candidate::Zlib {
                     spec: spec.clone(),
-                    enc: ZlibEncoder::new(*level, *mem_level, 15, *strategy)?,
+                    enc: zlib_encoder(*level, *mem_level, *strategy, *hinted)?,
                     matched: 0,
                     alive: true,
                 },
@@ -142,6 +173,27 @@ impl Verifier {
         self.trim();
     }
 
+    /// Gives the hinted candidates the next match hints (in position order). Every hint
+    /// that starts before the end of the plain data fed so far must have been given.
+    pub fn add_hints(&mut self, hints: &[Hint]) {
+        let push = |q: &mut crate::hints::HintQueue| hints.iter().for_each(|h| q.push(*h));
+        for cand in self.candidates.iter_mut() {
+            match cand {
+                Candidate::Go {
+                    hinted: true,
+                    variants,
+                    ..
+                } => variants.iter_mut().for_each(|v| push(v.enc.hints_mut())),
+                Candidate::Zlib { enc, .. } => {
+                    if let Some(q) = enc.hints_mut() {
+                        push(q)
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Feeds the next plain bytes and the next original compressed bytes (the two need
     /// not correspond exactly; they only have to be the same streams in order).
     pub fn feed(&mut self, plain: &[u8], compressed: &[u8]) {
@@ -187,7 +239,11 @@ impl Verifier {
         let (expected, base) = (&self.expected[..], self.base);
         for cand in self.candidates.iter_mut() {
             match cand {
-                Candidate::Go { level, variants } => {
+                Candidate::Go {
+                    level,
+                    hinted,
+                    variants,
+                } => {
                     variants.sort_by_key(|v| v.early.len());
                     for v in variants.iter_mut() {
                         v.enc.close();
@@ -197,6 +253,7 @@ impl Verifier {
                             ok.push(EncoderSpec::Go {
                                 level: *level,
                                 early_slides: v.early.clone(),
+                                hinted: *hinted,
                             });
                             break;
                         }

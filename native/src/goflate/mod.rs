@@ -16,6 +16,7 @@ mod fast;
 mod huffman;
 mod token;
 
+use crate::hints::HintQueue;
 use bitwriter::{HuffmanBitWriter, MAX_STORE_BLOCK_SIZE};
 use fast::{common_prefix, DeflateFast};
 use token::{literal_token, match_token, Token, BASE_MATCH_LENGTH, BASE_MATCH_OFFSET};
@@ -220,6 +221,10 @@ pub struct GoDeflater {
     /// Set by an "early" decision: the next fill slides before any more searching.
     slide_now: bool,
     closed: bool,
+    /// Levels 2-9 with match hints: matches come from `hints` instead of the search
+    /// (the hash chains stay empty).
+    hinted: bool,
+    hints: HintQueue,
 }
 
 impl GoDeflater {
@@ -267,7 +272,30 @@ impl GoDeflater {
             pass_slide_point: false,
             slide_now: false,
             closed: false,
+            hinted: false,
+            hints: HintQueue::new(),
         })
+    }
+
+    /// Takes matches from `hints_mut()` instead of searching (levels 2-9 only): the
+    /// stream the hints came from is rebuilt at a fraction of the cost. Which of those
+    /// levels does not matter then; their loops emit the same tokens for given matches.
+    pub fn use_hints(&mut self) -> Result<(), String> {
+        if self.mode != Mode::Deflate {
+            return Err("match hints need a Go level from 2 to 9".into());
+        }
+        self.hinted = true;
+        Ok(())
+    }
+
+    /// The queue of match hints, to be filled ahead of the plain data (every hint that
+    /// starts before the end of the data written must be in it).
+    pub fn hints_mut(&mut self) -> &mut HintQueue {
+        &mut self.hints
+    }
+
+    pub fn hinted(&self) -> bool {
+        self.hinted
     }
 
     /// Frames (counted from 0 at the first slide) whose slide must happen early.
@@ -357,6 +385,13 @@ impl GoDeflater {
 
     /// Whether early and late sliding give different searches at the pending decision.
     pub fn slide_would_matter(&self) -> bool {
+        if self.hinted {
+            // Hints do not depend on the window; only a block written in the step at
+            // the slide point can: sliding first takes away its stored-block option.
+            return self.paused
+                && self.block_start < WINDOW_SIZE as i64
+                && self.num_tokens + 1 >= MAX_FLATE_BLOCK_TOKENS;
+        }
         self.paused && self.slide_search_differs(self.window_end - self.index)
     }
 
@@ -374,6 +409,7 @@ impl GoDeflater {
             && self.paused == o.paused
             && self.slide_now == o.slide_now
             && self.closed == o.closed
+            && self.hinted == o.hinted
             && self.w.same_pending(&o.w)
             && self.tokens[..self.num_tokens] == o.tokens[..o.num_tokens]
             && self.window[..self.window_end] == o.window[..o.window_end]
@@ -574,10 +610,11 @@ impl GoDeflater {
     }
 
     fn deflate(&mut self) {
-        if self.cl.fast_skip_hashing == SKIP_NEVER {
-            self.deflate_with::<true>();
-        } else {
-            self.deflate_with::<false>();
+        match (self.cl.fast_skip_hashing == SKIP_NEVER, self.hinted) {
+            (true, false) => self.deflate_with::<true, false>(),
+            (false, false) => self.deflate_with::<false, false>(),
+            (true, true) => self.deflate_with::<true, true>(),
+            (false, true) => self.deflate_with::<false, true>(),
         }
     }
 
@@ -596,10 +633,10 @@ impl GoDeflater {
         old
     }
 
-    /// Go's `deflate` loop; `LAZY` for levels 4-9 (lazy matching), not for levels 2-3.
-    /// The state lives in a local cursor during the loop (in registers) and goes back
-    /// to `self` on the way out.
-    fn deflate_with<const LAZY: bool>(&mut self) {
+    /// Go's `deflate` loop; `LAZY` for levels 4-9 (lazy matching), not for levels 2-3;
+    /// `HINTED`: matches from the hints. The state lives in a local cursor during the
+    /// loop (in registers) and goes back to `self` on the way out.
+    fn deflate_with<const LAZY: bool, const HINTED: bool>(&mut self) {
         if self.window_end - self.index < MIN_MATCH_LENGTH + MAX_MATCH_LENGTH && !self.sync {
             return;
         }
@@ -620,7 +657,7 @@ impl GoDeflater {
             .saturating_sub(MIN_MATCH_LENGTH + MAX_MATCH_LENGTH)
             .min(SLIDE_POINT);
         while c.index < fast_end {
-            self.deflate_step::<LAZY, true>(&mut c);
+            self.deflate_step::<LAZY, true, HINTED>(&mut c);
         }
         let stop_at_slide_point = !self.sync && !self.pass_slide_point;
         loop {
@@ -649,7 +686,7 @@ impl GoDeflater {
                 self.paused = true;
                 break;
             }
-            self.deflate_step::<LAZY, false>(&mut c);
+            self.deflate_step::<LAZY, false, HINTED>(&mut c);
         }
         self.index = c.index;
         self.length = c.length;
@@ -662,11 +699,18 @@ impl GoDeflater {
     /// One position of Go's `deflate` loop (after its end-of-data and slide checks).
     /// `FAST`: the position is before the loop's `fast_end`.
     #[inline(always)]
-    fn deflate_step<const LAZY: bool, const FAST: bool>(&mut self, c: &mut Cursor) {
+    fn deflate_step<const LAZY: bool, const FAST: bool, const HINTED: bool>(
+        &mut self,
+        c: &mut Cursor,
+    ) {
+        let index = c.index;
+        if HINTED {
+            self.hinted_step::<LAZY>(c, index);
+            return;
+        }
         let window_end = self.window_end;
         let max_insert_index = self.max_insert_index;
         let hash_offset = self.hash_offset;
-        let index = c.index;
         let lookahead = window_end - index;
         if FAST {
             // index + PREFETCH_DISTANCE + 4 <= window_end: the lookahead is full.
@@ -762,6 +806,55 @@ impl GoDeflater {
             }
         } else {
             self.add_literal::<LAZY>(c);
+        }
+    }
+
+    /// `deflate_step` with the match at `index` taken from the hints: the same tokens
+    /// and blocks as the search that chose those matches, without hash chains.
+    #[inline(always)]
+    fn hinted_step<const LAZY: bool>(&mut self, c: &mut Cursor, index: usize) {
+        let lookahead = self.window_end - index;
+        let prev_length = c.length;
+        let prev_offset = c.offset;
+        c.length = MIN_MATCH_LENGTH - 1;
+        c.offset = 0;
+        let pos = self.slides * WINDOW_SIZE as u64 + index as u64;
+        if let Some((len, dist)) = self.hints.take_at(pos) {
+            // Only what Go could have chosen here; anything else stays a literal (and
+            // the rebuilt stream then differs, which the caller's checks catch).
+            if len >= MIN_MATCH_LENGTH && len <= lookahead && dist <= index.min(WINDOW_SIZE) {
+                c.length = len;
+                c.offset = dist;
+            }
+        }
+        let emit_match = if LAZY {
+            prev_length >= MIN_MATCH_LENGTH && c.length <= prev_length
+        } else {
+            c.length >= MIN_MATCH_LENGTH
+        };
+        if !emit_match {
+            self.add_literal::<LAZY>(c);
+            return;
+        }
+        let (length, offset) = if LAZY {
+            (prev_length, prev_offset)
+        } else {
+            (c.length, c.offset)
+        };
+        self.tokens[c.num_tokens] = match_token(
+            length as u32 - BASE_MATCH_LENGTH,
+            offset as u32 - BASE_MATCH_OFFSET,
+        );
+        c.num_tokens += 1;
+        // Go's loop ends the match at the same index whichever way it skips ahead.
+        c.index = if LAZY { index + length - 1 } else { index + length };
+        if LAZY {
+            c.byte_available = false;
+            c.length = MIN_MATCH_LENGTH - 1;
+        }
+        if c.num_tokens == MAX_FLATE_BLOCK_TOKENS {
+            self.write_block(c.index, c.num_tokens);
+            c.num_tokens = 0;
         }
     }
 

@@ -15,6 +15,7 @@
 
 mod trees;
 
+use crate::hints::HintQueue;
 use trees::{tables, BitOut, TreeState};
 
 const MIN_MATCH: usize = 3;
@@ -68,6 +69,11 @@ pub struct ZlibPortDeflater {
     trees: Box<TreeState>,
     bits: BitOut,
     finished: bool,
+    /// Matches come from `hints` instead of the search (see `use_hints`).
+    hinted: bool,
+    hints: HintQueue,
+    /// Plain bytes slid out of the window: window index + slid = stream position.
+    slid: u64,
 }
 
 #[inline(always)]
@@ -137,7 +143,23 @@ impl ZlibPortDeflater {
                 out: Vec::with_capacity(1 << 16),
             },
             finished: false,
+            hinted: false,
+            hints: HintQueue::new(),
+            slid: 0,
         })
+    }
+
+    /// Takes matches from `hints_mut()` instead of searching: the stream the hints came
+    /// from is rebuilt at a fraction of the cost. The level does not matter then:
+    /// deflate_fast and deflate_slow emit the same tokens for given matches.
+    pub fn use_hints(&mut self) {
+        self.hinted = true;
+    }
+
+    /// The queue of match hints, to be filled ahead of the plain data (every hint that
+    /// starts before the end of the data written must be in it).
+    pub fn hints_mut(&mut self) -> &mut HintQueue {
+        &mut self.hints
     }
 
     pub fn write(&mut self, input: &[u8]) {
@@ -171,7 +193,9 @@ impl ZlibPortDeflater {
     }
 
     fn run(&mut self, input: &mut &[u8], finish: bool) {
-        if self.level <= 3 {
+        if self.hinted {
+            self.deflate_hinted(input, finish);
+        } else if self.level <= 3 {
             self.deflate_fast(input, finish);
         } else {
             self.deflate_slow(input, finish);
@@ -220,7 +244,10 @@ impl ZlibPortDeflater {
                 if self.insert > self.strstart {
                     self.insert = self.strstart;
                 }
-                self.slide_hash();
+                self.slid += W_SIZE as u64;
+                if !self.hinted {
+                    self.slide_hash();
+                }
                 more += W_SIZE;
             }
             if input.is_empty() {
@@ -386,6 +413,60 @@ impl ZlibPortDeflater {
         } else if !self.syms.is_empty() {
             self.flush_block(false);
         }
+    }
+
+    /// deflate_slow's decisions with the match at each position taken from the hints
+    /// (no hash chains): the same tokens and blocks as the search that chose them.
+    fn deflate_hinted(&mut self, input: &mut &[u8], finish: bool) {
+        loop {
+            if self.lookahead < MIN_LOOKAHEAD {
+                self.fill_window(input);
+                if self.lookahead < MIN_LOOKAHEAD && !finish {
+                    return;
+                }
+                if self.lookahead == 0 {
+                    break;
+                }
+            }
+            let strstart = self.strstart;
+            let (prev_length, prev_match) = (self.match_length, self.match_start);
+            self.match_length = MIN_MATCH - 1;
+            if let Some((len, dist)) = self.hints.take_at(self.slid + strstart as u64) {
+                // Only what zlib could have chosen; anything else stays a literal (the
+                // rebuilt stream then differs, which the caller's checks catch).
+                if len <= self.lookahead && dist <= strstart.min(W_SIZE) {
+                    self.match_length = len;
+                    self.match_start = strstart - dist;
+                }
+            }
+            if prev_length >= MIN_MATCH && self.match_length <= prev_length {
+                let bflush = self.tally_dist(strstart - 1 - prev_match, prev_length - MIN_MATCH);
+                self.lookahead -= prev_length - 1;
+                self.strstart += prev_length - 1;
+                self.match_available = false;
+                self.match_length = MIN_MATCH - 1;
+                if bflush {
+                    self.flush_block(false);
+                }
+            } else if self.match_available {
+                let c = self.window[strstart - 1];
+                if self.tally_lit(c) {
+                    self.flush_block(false);
+                }
+                self.strstart += 1;
+                self.lookahead -= 1;
+            } else {
+                self.match_available = true;
+                self.strstart += 1;
+                self.lookahead -= 1;
+            }
+        }
+        if self.match_available {
+            let c = self.window[self.strstart - 1];
+            self.tally_lit(c);
+        }
+        self.match_available = false;
+        self.end_of_input(finish);
     }
 
     fn deflate_slow(&mut self, input: &mut &[u8], finish: bool) {
@@ -612,6 +693,25 @@ impl ZlibEncoder {
         } else {
             crate::zlib_enc::ZlibDeflater::new(level, mem_level, window_bits, strategy)
                 .map(ZlibEncoder::C)
+        }
+    }
+
+    /// See `ZlibPortDeflater::use_hints`; the C zlib (other settings) takes no hints.
+    pub fn use_hints(&mut self) -> Result<(), String> {
+        match self {
+            ZlibEncoder::Port(e) => {
+                e.use_hints();
+                Ok(())
+            }
+            ZlibEncoder::C(_) => Err("match hints need zlib windowBits 15, memLevel 8 or 9".into()),
+        }
+    }
+
+    /// The hint queue of a hinted encoder.
+    pub fn hints_mut(&mut self) -> Option<&mut HintQueue> {
+        match self {
+            ZlibEncoder::Port(e) if e.hinted => Some(e.hints_mut()),
+            _ => None,
         }
     }
 
