@@ -7,6 +7,7 @@ with the installed Go) checks every level and awkward sizes and write patterns.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -266,6 +267,119 @@ def test_threaded_and_inline_analysis_agree() -> None:
     inline = analyze(io.BytesIO(blob), lambda _: None, threaded=False)
     threaded = analyze(io.BytesIO(blob), lambda _: None, threaded=True)
     assert inline == threaded
+
+
+# -- stored matches --------------------------------------------------------------------
+
+
+@pytest.fixture
+def early_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Candidates switch to replaying matches after 64 KiB instead of 1 MiB, so that
+    small streams switch mid-way too."""
+    monkeypatch.setattr("transship.gzip_rebuild._FIND_LEVEL", 64 << 10)
+
+
+def hinted_round_trip(blob: bytes, chunk: int = 77_777) -> tuple[Recipe, bytes]:
+    return round_trip(blob, chunk, store_matches=True, allow_preflate=False)
+
+
+@pytest.mark.parametrize("level", [2, 4, 6, 9])
+def test_go_streams_rebuild_from_their_stored_matches(
+    gogzip: Path, level: int, early_replay: None
+) -> None:
+    for kind, size in [*CASES, ("text", 2_000_000), ("mixed", 3_000_000)]:
+        blob = go_gzip(gogzip, sample_data(kind, size), level)
+        recipe, rebuilt = hinted_round_trip(blob)
+        assert rebuilt == blob, (kind, size)
+        member = recipe.members[0]
+        assert isinstance(member.encoder, GoEncoder), (kind, size, member.encoder)
+        assert bool(member.hints) == member.hinted
+        if size >= 2_000_000:  # enough to tell the levels apart
+            # Levels 2-3 skip positions of long matches in their chains, which a search
+            # region could not rebuild: they keep searching.
+            assert member.hinted == (level >= 4), (kind, size)
+            assert member.encoder.level == level
+
+
+@pytest.mark.parametrize(("level", "mem_level"), [(1, 8), (6, 8), (9, 8)])
+def test_zlib_streams_rebuild_from_their_stored_matches(
+    level: int, mem_level: int, early_replay: None
+) -> None:
+    for kind in ("text", "mixed", "random"):
+        data = sample_data(kind, 1_500_000)
+        deflate = zlib.compressobj(level, zlib.DEFLATED, 31, mem_level)
+        blob = deflate.compress(data) + deflate.flush()
+        recipe, rebuilt = hinted_round_trip(blob)
+        assert rebuilt == blob, kind
+        member = recipe.members[0]
+        assert isinstance(member.encoder, ZlibEncoder), kind
+        assert member.hinted == (level >= 4), kind
+        if kind == "text":
+            assert member.encoder.level == level
+
+
+def test_stored_blocks_are_searched_for_the_matches_they_hide(early_replay: None) -> None:
+    """Random data compresses to stored blocks whose matches (zlib finds 3-byte ones)
+    are not in the stream; the replay searches there as zlib did."""
+    blob = gzip.compress(sample_data("random", 2_000_000), compresslevel=6, mtime=0)
+    recipe, rebuilt = hinted_round_trip(blob)
+    assert rebuilt == blob
+    assert recipe.members[0].hinted
+
+
+def test_go_fast_and_store_modes_are_found_without_matches(
+    gogzip: Path, early_replay: None
+) -> None:
+    """Go's levels 1, 0 and HuffmanOnly cannot replay matches: checked as before."""
+    data = sample_data("text", 300_000)
+    for level in (1, 0, -2):
+        blob = go_gzip(gogzip, data, level)
+        recipe, rebuilt = hinted_round_trip(blob)
+        assert rebuilt == blob
+        assert recipe.members[0].encoder == GoEncoder(level), level
+        assert recipe.members[0].hints == b""
+
+
+def test_fixture_layers_rebuild_from_their_stored_matches() -> None:
+    if not FIXTURE_DIGESTS:
+        pytest.skip(f"no fixtures in {LAYERS_DIR}")
+    for name in sorted(FIXTURE_DIGESTS):
+        if "go-stdlib" not in name and "python-zlib" not in name:
+            continue  # GNU gzip, pigz: below
+        blob = (LAYERS_DIR / name).read_bytes()
+        recipe, rebuilt = hinted_round_trip(blob)
+        assert hashlib.sha256(rebuilt).hexdigest() == FIXTURE_DIGESTS[name], name
+        fastest = name.endswith(("bestspeed.gz", "zlib-1.gz"))
+        assert recipe.members[0].hinted != fastest, name
+
+
+def test_streams_no_replay_can_make_are_refused_for_the_caller_to_retry() -> None:
+    """GNU gzip's matches are not what a Go or zlib loop would emit."""
+    paths = sorted(LAYERS_DIR.glob("*gnu-gzip-6.gz"))
+    if not paths:
+        pytest.skip(f"no fixtures in {LAYERS_DIR}")
+    with pytest.raises(RebuildImpossible, match="no known encoder"):
+        analyze(paths[0].open("rb"), lambda _: None, store_matches=True, allow_preflate=False)
+
+
+def test_damaged_stored_matches_never_give_the_original_silently(early_replay: None) -> None:
+    blob = gzip.compress(sample_data("text", 600_000), compresslevel=6, mtime=0)
+    plain: list[bytes] = []
+    recipe = analyze(io.BytesIO(blob), plain.append, store_matches=True)
+    member = recipe.members[0]
+    assert member.hinted
+    hints = bytearray(member.hints)
+    damaged = [bytes(hints[: len(hints) // 2])]  # truncated
+    hints[len(hints) // 2] ^= 0x10
+    damaged.append(bytes(hints))  # one bit flipped
+    for stored in damaged:
+        broken = Recipe((dataclasses.replace(member, hints=stored),), recipe.tail)
+        try:
+            rebuilt = b"".join(rebuild(plain, broken))
+        except RecipeError as exc:
+            assert "match hints" in str(exc)
+        else:
+            assert rebuilt != blob
 
 
 # -- preflate fallback ----------------------------------------------------------------

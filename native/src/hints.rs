@@ -6,18 +6,30 @@
 //! sequence, so the block and Huffman logic, which the ports follow exactly, give the
 //! same bytes.
 //!
-//! Packed form (stored zstd-compressed in a gzip recipe), one record per match in
-//! position order: varint(gap) | len - 3 (1 byte) | dist - 1 (2 bytes, little endian),
-//! where `gap` is the number of plain bytes between the end of the previous match (or
-//! the start) and this one. Matches never overlap, so the gap is never negative.
+//! A stored block hides its matches, yet the encoder counted them towards the block's
+//! end: such a block is a *search region*, where the encoder searches for its matches
+//! as it did originally (with its hash chains rebuilt from the window on entry). A
+//! stored block needs none when it holds exactly as many bytes as a full block has
+//! tokens (Go: 16384, zlib at memLevel 8: 16383), so all of them are literals.
+//!
+//! Packed form (stored zstd-compressed in a gzip recipe), one record per match or
+//! region in position order: varint(gap) | len - 3 (1 byte) | dist - 1 (2 bytes, little
+//! endian), where `gap` is the number of plain bytes between the end of the previous
+//! record (or the start) and this one; a region is varint(gap) | 0 | 0xffff | its
+//! length (2 bytes). Records never overlap, so the gap is never negative.
 
 use std::collections::VecDeque;
 
 pub const MIN_LEN: usize = 3;
 pub const MAX_LEN: usize = 258;
 pub const MAX_DIST: usize = 32768;
+/// Stored blocks of these sizes are full blocks of literals for Go (16384 tokens a
+/// block) or zlib at memLevel 8 (16383): they hide no match.
+const LITERAL_BLOCK_SIZES: [usize; 2] = [16383, 16384];
+const REGION_MARK: u16 = 0xffff;
 
-/// One match: `len` bytes at plain position `pos` copy those `dist` bytes back.
+/// One match: `len` bytes at plain position `pos` copy those `dist` bytes back; or,
+/// with `dist` 0, a search region of `len` bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hint {
     pub pos: u64,
@@ -28,6 +40,19 @@ pub struct Hint {
 impl Hint {
     pub fn end(&self) -> u64 {
         self.pos + self.len as u64
+    }
+
+    pub fn is_region(&self) -> bool {
+        self.dist == 0
+    }
+
+    /// The search region for a stored block of `len` bytes at `pos`, if it needs one.
+    pub fn region_for_stored(pos: u64, len: usize) -> Option<Hint> {
+        (len > 0 && !LITERAL_BLOCK_SIZES.contains(&len)).then_some(Hint {
+            pos,
+            len: len as u16,
+            dist: 0,
+        })
     }
 }
 
@@ -41,8 +66,14 @@ pub fn pack(hints: &[Hint], last_end: &mut u64, out: &mut Vec<u8>) {
             gap >>= 7;
         }
         out.push(gap as u8);
-        out.push((h.len as usize - MIN_LEN) as u8);
-        out.extend_from_slice(&(h.dist - 1).to_le_bytes());
+        if h.is_region() {
+            out.push(0);
+            out.extend_from_slice(&REGION_MARK.to_le_bytes());
+            out.extend_from_slice(&h.len.to_le_bytes());
+        } else {
+            out.push((h.len as usize - MIN_LEN) as u8);
+            out.extend_from_slice(&(h.dist - 1).to_le_bytes());
+        }
         *last_end = h.end();
     }
 }
@@ -107,16 +138,26 @@ impl HintQueue {
             if i + 3 > data.len() {
                 break;
             }
-            let len = data[i] as usize + MIN_LEN;
-            let dist = u16::from_le_bytes([data[i + 1], data[i + 2]]) as usize + 1;
-            at = i + 3;
             let pos = self.last_end.saturating_add(gap);
-            // An impossible distance becomes 0, which `push` drops.
-            let dist = if dist <= MAX_DIST { dist as u16 } else { 0 };
+            let mark = u16::from_le_bytes([data[i + 1], data[i + 2]]);
+            if mark == REGION_MARK {
+                if i + 5 > data.len() {
+                    break;
+                }
+                let len = u16::from_le_bytes([data[i + 3], data[i + 4]]);
+                at = i + 5;
+                self.push(Hint { pos, len, dist: 0 });
+                continue;
+            }
+            let len = data[i] as usize + MIN_LEN;
+            let dist = mark as usize + 1;
+            at = i + 3;
+            // An impossible distance becomes 1 with an impossible length: dropped.
+            let (len, dist) = if dist <= MAX_DIST { (len, dist) } else { (0, 1) };
             self.push(Hint {
                 pos,
                 len: len as u16,
-                dist,
+                dist: dist as u16,
             });
         }
         at
@@ -124,10 +165,12 @@ impl HintQueue {
 
     /// Adds one hint; it must start at or after the end of the previous one.
     pub fn push(&mut self, h: Hint) {
-        if h.pos < self.last_end
-            || !(MIN_LEN..=MAX_LEN).contains(&(h.len as usize))
-            || !(1..=MAX_DIST).contains(&(h.dist as usize))
-        {
+        let valid = if h.is_region() {
+            h.len > 0
+        } else {
+            (MIN_LEN..=MAX_LEN).contains(&(h.len as usize)) && h.dist as usize <= MAX_DIST
+        };
+        if h.pos < self.last_end || !valid {
             return;
         }
         self.last_end = h.end();
@@ -166,10 +209,10 @@ impl HintQueue {
         self.queue.is_empty()
     }
 
-    /// The (length, distance) of the hint starting at `pos`, consuming it and any
+    /// The match starting at `pos` or the region holding it, consuming it and any
     /// unused hints before it. Positions must be asked in increasing order.
     #[inline(always)]
-    pub fn take_at(&mut self, pos: u64) -> Option<(usize, usize)> {
+    pub fn take_at(&mut self, pos: u64) -> Option<Hint> {
         if self.next_pos > pos {
             return None;
         }
@@ -177,15 +220,15 @@ impl HintQueue {
     }
 
     #[cold]
-    fn take_slow(&mut self, pos: u64) -> Option<(usize, usize)> {
+    fn take_slow(&mut self, pos: u64) -> Option<Hint> {
         while let Some(h) = self.queue.front().copied() {
             if h.pos > pos {
                 break;
             }
             self.queue.pop_front();
             self.next_pos = self.queue.front().map_or(u64::MAX, |n| n.pos);
-            if h.pos == pos {
-                return Some((h.len as usize, h.dist as usize));
+            if h.pos == pos || (h.is_region() && h.end() > pos) {
+                return Some(h);
             }
         }
         None
@@ -216,6 +259,10 @@ mod tests {
             let dist = 1 + (i * 7919 % 32768) as u16;
             v.push(Hint { pos, len, dist });
             pos += len as u64 + (i * i % 300);
+            if i % 97 == 0 {
+                v.push(Hint::region_for_stored(pos, 16385 + i as usize).unwrap());
+                pos += 16385 + i;
+            }
         }
         v
     }
@@ -247,12 +294,21 @@ mod tests {
                 dist: h.2,
             });
         }
-        assert_eq!(q.take_at(9), None);
-        assert_eq!(q.take_at(10), Some((4, 1)));
-        assert_eq!(q.take_at(21), None, "the hint at 20 was passed and is dropped");
+        let at = |q: &mut HintQueue, pos| q.take_at(pos).map(|h| (h.len, h.dist));
+        assert_eq!(at(&mut q, 9), None);
+        assert_eq!(at(&mut q, 10), Some((4, 1)));
+        assert_eq!(at(&mut q, 21), None, "the hint at 20 was passed and is dropped");
         assert_eq!(q.next_pos(), 40);
-        assert_eq!(q.take_at(40), Some((3, 3)));
+        assert_eq!(at(&mut q, 40), Some((3, 3)));
         assert_eq!(q.next_pos(), u64::MAX);
+
+        // A region is found from any position inside it.
+        q.push(Hint {
+            pos: 50,
+            len: 100,
+            dist: 0,
+        });
+        assert_eq!(q.take_at(70).map(|h| h.end()), Some(150));
     }
 
     #[test]
@@ -274,5 +330,7 @@ mod tests {
             dist: 1,
         }); // too short
         assert_eq!(q.len(), 1);
+        assert_eq!(Hint::region_for_stored(0, 16384), None, "a full block of literals");
+        assert_eq!(Hint::region_for_stored(0, 0), None);
     }
 }

@@ -1,6 +1,7 @@
 //! Native parts of transship: deflate encoders that reproduce known compressors bit for
 //! bit (Go's compress/flate, zlib), a verifier that finds which one made a stream, and
-//! chunked preflate-rs for the rest, and a raw-deflate decompressor. Used by
+//! chunked preflate-rs for the rest, and raw-deflate decompressors (one of which also
+//! tells the stream's matches, which the encoders can replay). Used by
 //! `transship.gzip_rebuild`.
 //!
 //! Every call that does real work releases the GIL.
@@ -105,7 +106,8 @@ impl Deflater {
         let queue = match &mut self.inner {
             AnyEncoder::Go(e) if e.hinted() => Some(e.hints_mut()),
             AnyEncoder::Go(_) => None,
-            AnyEncoder::Zlib(e) => e.hints_mut(),
+            AnyEncoder::Zlib(e) if e.hinted() => e.hints_mut(),
+            AnyEncoder::Zlib(_) => None,
         };
         queue.ok_or_else(|| PyValueError::new_err("this encoder takes no match hints"))
     }
@@ -163,17 +165,23 @@ impl Deflater {
         data: PyBuffer<u8>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let data = bytes_of(&data)?;
-        let out = py.allow_threads(|| match &mut self.inner {
-            AnyEncoder::Go(e) => {
-                e.write(data);
-                e.take_output()
-            }
-            AnyEncoder::Zlib(e) => {
-                e.write(data);
-                e.take_output()
-            }
+        py.allow_threads(|| match &mut self.inner {
+            AnyEncoder::Go(e) => e.write(data),
+            AnyEncoder::Zlib(e) => e.write(data),
         });
-        Ok(PyBytes::new(py, &out))
+        // Copied out and cleared, not taken: the buffer keeps its capacity, and the
+        // next call does not grow a new one (reallocations and page faults).
+        let out = match &mut self.inner {
+            AnyEncoder::Go(e) => e.output(),
+            AnyEncoder::Zlib(e) => e.output(),
+        };
+        let bytes = PyBytes::new(py, out);
+        let n = out.len();
+        match &mut self.inner {
+            AnyEncoder::Go(e) => e.drain_output(n),
+            AnyEncoder::Zlib(e) => e.drain_output(n),
+        }
+        Ok(bytes)
     }
 
     /// Ends the stream; returns the remaining compressed bytes.
@@ -230,6 +238,61 @@ impl Inflater {
     }
 }
 
+/// Streaming raw-deflate decompressor that also tells the stream's matches (hints).
+#[pyclass(module = "transship._native")]
+struct TokenInflater {
+    inner: token_inflate::TokenInflater,
+    hints: Vec<hints::Hint>,
+    packed_until: u64,
+}
+
+#[pymethods]
+impl TokenInflater {
+    #[new]
+    fn new() -> Self {
+        TokenInflater {
+            inner: token_inflate::TokenInflater::new(),
+            hints: Vec::new(),
+            packed_until: 0,
+        }
+    }
+
+    /// True once the end of the deflate stream was decoded.
+    #[getter]
+    fn eof(&self) -> bool {
+        self.inner.eof()
+    }
+
+    /// False once a match was coded in a way no Go or zlib encoder writes.
+    #[getter]
+    fn canonical(&self) -> bool {
+        self.inner.canonical()
+    }
+
+    /// As `Inflater.decompress`.
+    fn decompress<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: PyBuffer<u8>,
+        max_length: usize,
+    ) -> PyResult<(Bound<'py, PyBytes>, usize)> {
+        let data = bytes_of(&data)?;
+        let used = py
+            .allow_threads(|| self.inner.decompress(data, max_length))
+            .map_err(PyValueError::new_err)?;
+        Ok((PyBytes::new(py, self.inner.output()), used))
+    }
+
+    /// The matches decoded since the last call, packed (see hints.rs).
+    fn take_hints<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        self.hints.clear();
+        self.inner.take_hints(&mut self.hints);
+        let mut packed = Vec::with_capacity(self.hints.len() * 4);
+        hints::pack(&self.hints, &mut self.packed_until, &mut packed);
+        PyBytes::new(py, &packed)
+    }
+}
+
 /// Runs candidate encoders over a stream's plain data and compares their output with
 /// the stream's original compressed bytes.
 #[pyclass(module = "transship._native")]
@@ -275,6 +338,11 @@ impl Verifier {
             self.inner.add_hints(&hints);
         });
         Ok(())
+    }
+
+    /// From now on the candidates that can replay the hints instead of searching.
+    fn use_hints(&mut self) {
+        self.inner.use_hints();
     }
 
     /// Feeds the next plain bytes and the next original compressed bytes.
@@ -368,6 +436,7 @@ impl PreflateRebuilder {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Deflater>()?;
     m.add_class::<Inflater>()?;
+    m.add_class::<TokenInflater>()?;
     m.add_class::<Verifier>()?;
     m.add_class::<PreflateSplitter>()?;
     m.add_class::<PreflateRebuilder>()?;

@@ -65,7 +65,6 @@ struct GoVariant {
 enum Candidate {
     Go {
         level: i32,
-        hinted: bool,
         variants: Vec<GoVariant>,
     },
     Zlib {
@@ -96,6 +95,34 @@ pub struct Verifier {
     base: u64,
     total_expected: u64,
     finished: bool,
+    /// `use_hints` was called: only the candidates that replay take hints.
+    replaying: bool,
+    /// What was fed until `use_hints`, for the candidates that then replay from the
+    /// start; dropped when it grows past MAX_HEAD.
+    head: Option<Head>,
+}
+
+/// Plain bytes at most kept for `use_hints`.
+const MAX_HEAD: usize = 16 << 20;
+
+#[derive(Default)]
+struct Head {
+    plain: Vec<u8>,
+    compressed: Vec<u8>,
+    hints: Vec<Hint>,
+}
+
+impl Head {
+    /// Whether `out`, the whole output of an encoder fed `plain`, is the original's
+    /// first `matched` bytes followed by `pending`, the unchecked output of the
+    /// candidate it stands in for.
+    fn same_bytes(&self, out: &[u8], matched: u64, pending: &[u8]) -> bool {
+        let m = matched as usize;
+        out.len() == m + pending.len()
+            && self.compressed.len() >= m
+            && out[..m] == self.compressed[..m]
+            && out[m..] == *pending
+    }
 }
 
 impl Verifier {
@@ -109,7 +136,6 @@ impl Verifier {
                     hinted,
                 } => Candidate::Go {
                     level: *level,
-                    hinted: *hinted,
                     variants: vec![GoVariant {
                         enc: go_encoder(*level, early_slides, *hinted)?,
                         early: early_slides.clone(),
@@ -135,6 +161,8 @@ impl Verifier {
             base: 0,
             total_expected: 0,
             finished: false,
+            replaying: false,
+            head: Some(Head::default()),
         })
     }
 
@@ -173,23 +201,94 @@ impl Verifier {
         self.trim();
     }
 
-    /// Gives the hinted candidates the next match hints (in position order). Every hint
-    /// that starts before the end of the plain data fed so far must have been given.
+    /// Gives the candidates that replay hints, or can, the next match hints (in
+    /// position order). Every hint that starts before the end of the plain data fed so
+    /// far must have been given.
     pub fn add_hints(&mut self, hints: &[Hint]) {
         let push = |q: &mut crate::hints::HintQueue| hints.iter().for_each(|h| q.push(*h));
+        let replaying = self.replaying;
+        if let Some(head) = self.head.as_mut() {
+            head.hints.extend_from_slice(hints);
+        }
         for cand in self.candidates.iter_mut() {
             match cand {
-                Candidate::Go {
-                    hinted: true,
-                    variants,
-                    ..
-                } => variants.iter_mut().for_each(|v| push(v.enc.hints_mut())),
-                Candidate::Zlib { enc, .. } => {
-                    if let Some(q) = enc.hints_mut() {
-                        push(q)
+                Candidate::Go { variants, .. } => {
+                    for v in variants.iter_mut() {
+                        if v.enc.hinted() || (!replaying && v.enc.can_use_hints()) {
+                            push(v.enc.hints_mut());
+                        }
                     }
                 }
-                _ => {}
+                Candidate::Zlib { enc, alive, .. } => {
+                    if *alive && (enc.hinted() || !replaying) {
+                        if let Some(q) = enc.hints_mut() {
+                            push(q)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// From now on the candidates that can (Go and zlib at levels 4-9) replay the hints
+    /// instead of searching: the search found the level, the hints make it cheap. Each
+    /// is replaced by one that replays from the stream's start, as a rebuild will, once
+    /// that one is seen to give the same bytes so far; one that does not, and the
+    /// candidates that cannot replay, go on searching.
+    pub fn use_hints(&mut self) {
+        if self.replaying {
+            return;
+        }
+        self.replaying = true;
+        let Some(head) = self.head.take() else {
+            return; // too far in to replay from the start
+        };
+        for cand in self.candidates.iter_mut() {
+            match cand {
+                Candidate::Go { level, variants } => {
+                    for v in variants.iter_mut() {
+                        if !v.enc.can_use_hints() {
+                            continue;
+                        }
+                        let Ok(mut fresh) = go_encoder(*level, &v.early, true) else {
+                            continue;
+                        };
+                        head.hints.iter().for_each(|h| fresh.hints_mut().push(*h));
+                        fresh.write(&head.plain);
+                        if head.same_bytes(fresh.output(), v.matched, v.enc.output()) {
+                            fresh.drain_output(v.matched as usize);
+                            v.enc = fresh;
+                        }
+                    }
+                }
+                Candidate::Zlib {
+                    spec,
+                    enc,
+                    matched,
+                    alive: true,
+                } => {
+                    let EncoderSpec::Zlib {
+                        level,
+                        mem_level,
+                        strategy,
+                        ..
+                    } = *spec
+                    else {
+                        continue;
+                    };
+                    let Ok(mut fresh) = zlib_encoder(level, mem_level, strategy, true) else {
+                        continue;
+                    };
+                    if let Some(q) = fresh.hints_mut() {
+                        head.hints.iter().for_each(|h| q.push(*h));
+                    }
+                    fresh.write(&head.plain);
+                    if head.same_bytes(fresh.output(), *matched, enc.output()) {
+                        fresh.drain_output(*matched as usize);
+                        *enc = fresh;
+                    }
+                }
+                Candidate::Zlib { .. } => {}
             }
         }
     }
@@ -198,6 +297,14 @@ impl Verifier {
     /// not correspond exactly; they only have to be the same streams in order).
     pub fn feed(&mut self, plain: &[u8], compressed: &[u8]) {
         assert!(!self.finished, "feed after finish");
+        if let Some(head) = self.head.as_mut() {
+            if head.plain.len() + plain.len() > MAX_HEAD {
+                self.head = None;
+            } else {
+                head.plain.extend_from_slice(plain);
+                head.compressed.extend_from_slice(compressed);
+            }
+        }
         self.expected.extend_from_slice(compressed);
         self.total_expected += compressed.len() as u64;
         // Small steps, so that a wrong candidate stops costing soon after it differs.
@@ -239,11 +346,7 @@ impl Verifier {
         let (expected, base) = (&self.expected[..], self.base);
         for cand in self.candidates.iter_mut() {
             match cand {
-                Candidate::Go {
-                    level,
-                    hinted,
-                    variants,
-                } => {
+                Candidate::Go { level, variants } => {
                     variants.sort_by_key(|v| v.early.len());
                     for v in variants.iter_mut() {
                         v.enc.close();
@@ -253,7 +356,7 @@ impl Verifier {
                             ok.push(EncoderSpec::Go {
                                 level: *level,
                                 early_slides: v.early.clone(),
-                                hinted: *hinted,
+                                hinted: v.enc.hinted(),
                             });
                             break;
                         }
@@ -270,7 +373,20 @@ impl Verifier {
                         let out_len = enc.output().len();
                         let (good, n) = check(enc.output(), expected, base, matched);
                         if good && n == out_len && *matched == total {
-                            ok.push(spec.clone());
+                            ok.push(match spec {
+                                EncoderSpec::Zlib {
+                                    level,
+                                    mem_level,
+                                    strategy,
+                                    ..
+                                } => EncoderSpec::Zlib {
+                                    level: *level,
+                                    mem_level: *mem_level,
+                                    strategy: *strategy,
+                                    hinted: enc.hinted(),
+                                },
+                                other => other.clone(),
+                            });
                         }
                     }
                 }

@@ -1,7 +1,8 @@
 """Type stubs for the Rust extension built from native/ (see transship.gzip_rebuild).
 
-Encoder specs are tuples: ("go", level, early_slides) or ("zlib", level, mem_level,
-strategy). Byte arguments accept any contiguous bytes-like object; the calls release
+Encoder specs are tuples: ("go", level, early_slides[, hinted]) or ("zlib", level,
+mem_level, strategy[, hinted]); a hinted encoder replays the match hints it is given
+(packed as native/src/hints.rs says) instead of searching. Byte arguments accept any contiguous bytes-like object; the calls release
 the GIL, so the object must not change while a call runs.
 """
 
@@ -9,7 +10,7 @@ from collections.abc import Buffer, Sequence
 
 ZLIB_VERSION: str
 
-EncoderSpec = tuple[str, int, list[int]] | tuple[str, int, int, int]
+EncoderSpec = tuple[str, int, list[int], bool] | tuple[str, int, int, int, bool]
 
 class Deflater:
     """A raw-deflate encoder described by an encoder spec."""
@@ -17,6 +18,12 @@ class Deflater:
     def __init__(self, spec: Sequence[object]) -> None: ...
     def compress(self, data: Buffer) -> bytes: ...
     def finish(self) -> bytes: ...
+    def add_hints(self, packed: Buffer) -> None:
+        """Packed hints, any cut; ValueError if the encoder is not hinted."""
+    def finish_hints(self) -> None: ...
+    @property
+    def hint_horizon(self) -> int:
+        """Every hint starting before this plain position has been added."""
 
 class Inflater:
     """Streaming raw-deflate decompressor (zlib-rs); ValueError on corrupt data."""
@@ -27,6 +34,20 @@ class Inflater:
     def decompress(self, data: Buffer, max_length: int) -> tuple[bytes, int]:
         """(plain bytes, up to max_length; bytes of `data` used)."""
 
+class TokenInflater:
+    """Streaming raw-deflate decompressor that also tells the stream's matches."""
+
+    def __init__(self) -> None: ...
+    @property
+    def eof(self) -> bool: ...
+    @property
+    def canonical(self) -> bool:
+        """False once a match was coded in a way no Go or zlib encoder writes."""
+    def decompress(self, data: Buffer, max_length: int) -> tuple[bytes, int]:
+        """(plain bytes, up to max_length; bytes of `data` used)."""
+    def take_hints(self) -> bytes:
+        """The matches decoded since the last call, packed."""
+
 class Verifier:
     """Candidate encoders run over a stream's plain data, compared with its original
     compressed bytes."""
@@ -35,6 +56,8 @@ class Verifier:
     @property
     def alive(self) -> int: ...
     def retain_best(self, n: int) -> None: ...
+    def add_hints(self, packed: Buffer) -> None:
+        """Packed hints for the hinted candidates, ahead of the plain data."""
     def feed(self, plain: Buffer, compressed: Buffer) -> None: ...
     def finish(self) -> list[EncoderSpec]: ...
 

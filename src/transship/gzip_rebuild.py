@@ -69,7 +69,9 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import zstandard
 
 from transship import _native
 from transship.errors import BundleError, TransshipError
@@ -114,31 +116,39 @@ class RecipeError(BundleError):
 @dataclass(frozen=True)
 class GoEncoder:
     """Go compress/flate at `level` (-2 HuffmanOnly, 0-9); `early_slides` lists the
-    window frames where the original writer slid its window early."""
+    window frames where the original writer slid its window early. `hinted`: the
+    matches come from the member's stored hints (levels 2-9 alike), not a search."""
 
     level: int
     early_slides: tuple[int, ...] = ()
+    hinted: bool = False
 
     def spec(self) -> tuple:
-        return ("go", self.level, list(self.early_slides))
+        return ("go", self.level, list(self.early_slides), self.hinted)
 
     def describe(self) -> str:
         extra = f", {len(self.early_slides)} early slides" if self.early_slides else ""
+        if self.hinted:
+            return f"go, matches stored{extra}"
         return f"go level {self.level}{extra}"
 
 
 @dataclass(frozen=True)
 class ZlibEncoder:
-    """zlib raw deflate with these parameters (window bits 15)."""
+    """zlib raw deflate with these parameters (window bits 15). `hinted`: the matches
+    come from the member's stored hints (levels 1-9 alike), not a search."""
 
     level: int
     mem_level: int = 8
     strategy: int = 0
+    hinted: bool = False
 
     def spec(self) -> tuple:
-        return ("zlib", self.level, self.mem_level, self.strategy)
+        return ("zlib", self.level, self.mem_level, self.strategy, self.hinted)
 
     def describe(self) -> str:
+        if self.hinted:
+            return "zlib, matches stored"
         return f"zlib level {self.level}"
 
 
@@ -171,20 +181,27 @@ Encoder = GoEncoder | ZlibEncoder | PreflateEncoder | UncheckedEncoder
 
 # Re-encoding speed, plain bytes per second and core, on jar-heavy and binary layers
 # (docs/benchmarks.md): level 1 (gzip header XFL 4) runs 3-4 times faster than the
-# default and best levels.
+# default and best levels, and replaying stored matches faster still.
 _FAST_LEVEL_SPEED = 150e6
 _DEFAULT_LEVEL_SPEED = 40e6
+_HINTED_SPEED = 150e6
 
 
 @dataclass(frozen=True)
 class Member:
     """One gzip member: its exact header and trailer bytes, how to re-create its deflate
-    stream, and how many plain bytes it holds."""
+    stream, and how many plain bytes it holds. `hints`: the stream's matches (packed
+    as in native/src/hints.rs, zstd-compressed) for a hinted encoder."""
 
     header: bytes
     encoder: Encoder
     plain_size: int
     trailer: bytes
+    hints: bytes = b""
+
+    @property
+    def hinted(self) -> bool:
+        return isinstance(self.encoder, GoEncoder | ZlibEncoder) and self.encoder.hinted
 
 
 @dataclass(frozen=True)
@@ -204,12 +221,16 @@ class Recipe:
     def checked(self) -> bool:
         return not any(isinstance(m.encoder, UncheckedEncoder) for m in self.members)
 
-    def rebuild_seconds(self) -> float:
-        """About how long rebuilding takes on one core, from each member's level hint."""
-        return sum(
-            m.plain_size / (_FAST_LEVEL_SPEED if m.header[8] == 4 else _DEFAULT_LEVEL_SPEED)
-            for m in self.members
-        )
+    @property
+    def hints_size(self) -> int:
+        """Bytes of stored match hints."""
+        return sum(len(m.hints) for m in self.members)
+
+    def rebuild_seconds(self, hinted: bool = False) -> float:
+        """About how long rebuilding takes on one core: from the members' encoders, or
+        for an unchecked recipe from their level hint (`hinted`: as if the check will
+        store the matches)."""
+        return sum(m.plain_size / _rebuild_speed(m, hinted) for m in self.members)
 
     def describe(self) -> str:
         """Short human-readable summary, e.g. "go level 6"."""
@@ -229,6 +250,12 @@ class Recipe:
         return _decode_recipe(data)
 
 
+def _rebuild_speed(member: Member, hinted: bool) -> float:
+    if member.hinted or (hinted and isinstance(member.encoder, UncheckedEncoder)):
+        return _HINTED_SPEED
+    return _FAST_LEVEL_SPEED if member.header[8] == 4 else _DEFAULT_LEVEL_SPEED
+
+
 # -- analysis ---------------------------------------------------------------------------
 
 _READ_SIZE = 1 << 19
@@ -240,9 +267,15 @@ _PLAIN_PIECE = 2 << 20
 # long time and would all be paid for: after so many plain bytes, follow at most so
 # many candidates (the likeliest; a wrong guess only means storing the blob raw).
 _PRUNE_SCHEDULE = ((4 << 20, 2), (64 << 20, 1))
+# Plain bytes after which candidates that searched so far replay the stream's matches
+# instead, when asked to: wrong levels give other bytes within the first blocks.
+_FIND_LEVEL = 1 << 20
 # Compressed bytes kept from a member's start so that preflate can take over without
 # reading the blob again when every candidate encoder fails early.
 _HEAD_KEEP = 8 << 20
+# zstd level of stored match hints: on the fleet's layers level 9 makes them at most 4 %
+# smaller than this, at a fifth of the speed.
+_HINTS_ZSTD_LEVEL = 3
 # Longest tail (bytes after the last member) kept in a recipe.
 _MAX_TAIL = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -255,6 +288,7 @@ def analyze(
     threaded: bool = True,
     allow_preflate: bool = True,
     check: bool = True,
+    store_matches: bool = False,
 ) -> Recipe:
     """Read the gzip blob `gz_stream` once, pass its decompressed bytes to `plain_sink`
     in order as they come, and return the checked `Recipe` that rebuilds the blob.
@@ -268,12 +302,21 @@ def analyze(
     With `check=False` only the decompression runs (a fraction of the cost): the
     members' encoders are `UNCHECKED`, the recipe cannot be stored, but it tells the
     sizes and headers (`rebuild_seconds`) to decide whether a full analysis pays off.
+
+    With `store_matches` the Go and zlib candidates replay the stream's own matches
+    instead of searching for them (several times faster, and any level of those
+    encoders), and a member they rebuild keeps its matches (`Member.hints`, typically
+    1-2 % of the plain size for jar layers, 20-25 % for text-heavy ones).
     """
     reader = _Reader(gz_stream)
     members: list[Member] = []
     while True:
         header = _read_header(reader, first=not members)
-        members.append(_analyze_member(reader, header, plain_sink, threaded, allow_preflate, check))
+        members.append(
+            _analyze_member(
+                reader, header, plain_sink, threaded, allow_preflate, check, store_matches
+            )
+        )
         rest = reader.peek(2)
         if not rest:
             tail = b""
@@ -294,15 +337,19 @@ def _analyze_member(
     threaded: bool,
     allow_preflate: bool,
     check: bool = True,
+    store_matches: bool = False,
 ) -> Member:
     deflate_start = reader.offset
-    verify = _Verification(_candidates_for(header) if check else [], threaded)
+    hinting = check and store_matches
+    verify = _Verification(_candidates_for(header) if check else [], threaded, hinting)
     # The compressed bytes so far, kept while small: when every candidate encoder has
     # failed early, preflate starts on them and follows the stream (no second read).
     head: list[bytes] | None = [] if allow_preflate and check else None
     head_size = 0
     preflate: _PreflateSplit | None = None
-    inflater = _native.Inflater()  # zlib-rs: the fastest inflate on literal-heavy layers
+    # zlib-rs is the fastest inflate on literal-heavy layers; ours also tells the matches.
+    inflater = _native.TokenInflater() if hinting else _native.Inflater()
+    hints = _HintPacker() if hinting else None
     crc = 0
     size = 0
     data = b""
@@ -323,7 +370,11 @@ def _analyze_member(
             if plain:
                 crc = _crc32(plain, crc)
                 size += len(plain)
-            verify.feed(plain, used)
+            packed = b""
+            if hints is not None:
+                packed = inflater.take_hints()
+                hints.add(packed)
+            verify.feed(plain, used, packed)
             if preflate is not None:
                 preflate.feed(used)
             elif head is not None:
@@ -348,7 +399,9 @@ def _analyze_member(
             return Member(header, UNCHECKED, size, trailer)
         matches = verify.finish()
         if matches:
-            return Member(header, matches[0], size, trailer)
+            way = matches[0]
+            stored = hints.finish() if hints is not None and way.hinted else b""
+            return Member(header, way, size, trailer, stored)
         if not allow_preflate:
             raise RebuildImpossible("no known encoder reproduces this gzip stream")
         if preflate is None and head is not None:
@@ -391,8 +444,8 @@ def _candidates_for(header: bytes) -> list[GoEncoder | ZlibEncoder]:
 
 def _encoder_from_spec(spec: tuple) -> GoEncoder | ZlibEncoder:
     if spec[0] == "go":
-        return GoEncoder(spec[1], tuple(spec[2]))
-    return ZlibEncoder(spec[1], spec[2], spec[3])
+        return GoEncoder(spec[1], tuple(spec[2]), hinted=bool(spec[3]))
+    return ZlibEncoder(spec[1], spec[2], spec[3], hinted=bool(spec[4]))
 
 
 class _Background:
@@ -457,26 +510,39 @@ def _no_work(*_: object) -> None:
 
 class _Verification:
     """The candidate encoders (a native Verifier) following the stream; stops feeding
-    them once none matches any more."""
+    them once none matches any more. `replay`: once the search has found the level
+    (`_FIND_LEVEL` plain bytes), the candidates that can replay the stream's matches."""
 
-    def __init__(self, candidates: list[GoEncoder | ZlibEncoder], threaded: bool) -> None:
+    def __init__(
+        self, candidates: list[GoEncoder | ZlibEncoder], threaded: bool, replay: bool = False
+    ) -> None:
         self._verifier = _native.Verifier([c.spec() for c in candidates])
         self._fed = 0
         self._schedule = list(_PRUNE_SCHEDULE)
+        if replay:
+            self._schedule = sorted([*self._schedule, (_FIND_LEVEL, 0)])
         self.failed = not candidates  # no candidate matches (set from the worker thread)
         self._runner = _Background(self._feed, threaded and bool(candidates), "gzip-verify")
 
-    def feed(self, plain: bytes, compressed: bytes) -> None:
+    def feed(self, plain: bytes, compressed: bytes, hints: bytes = b"") -> None:
+        """The next plain and compressed bytes, and the packed hints of the matches
+        decoded with them (ahead of the plain data they cover)."""
         if not self.failed:
-            self._runner.submit(plain, compressed)
+            self._runner.submit(plain, compressed, hints)
 
-    def _feed(self, plain: bytes, compressed: bytes) -> None:
+    def _feed(self, plain: bytes, compressed: bytes, hints: bytes) -> None:
         if self.failed:
             return
+        if hints:
+            self._verifier.add_hints(hints)
         self._verifier.feed(plain, compressed)
         self._fed += len(plain)
         while self._schedule and self._fed >= self._schedule[0][0]:
-            self._verifier.retain_best(self._schedule.pop(0)[1])
+            keep = self._schedule.pop(0)[1]
+            if keep:
+                self._verifier.retain_best(keep)
+            else:
+                self._verifier.use_hints()
         if self._verifier.alive == 0:
             self.failed = True
 
@@ -489,6 +555,22 @@ class _Verification:
 
     def close(self, cancel: bool = False) -> None:
         self._runner.close(cancel)
+
+
+class _HintPacker:
+    """A member's packed match hints, zstd-compressed as they come."""
+
+    def __init__(self) -> None:
+        self._compressor = zstandard.ZstdCompressor(level=_HINTS_ZSTD_LEVEL).compressobj()
+        self._parts: list[bytes] = []
+
+    def add(self, packed: bytes) -> None:
+        if packed:
+            self._parts.append(self._compressor.compress(packed))
+
+    def finish(self) -> bytes:
+        self._parts.append(self._compressor.flush())
+        return b"".join(self._parts)
 
 
 class _PreflateSplit:
@@ -587,11 +669,43 @@ def _rebuild_deflate(plain: _PlainReader, member: Member) -> Iterator[bytes]:
         deflater = _native.Deflater(encoder.spec())
     except ValueError as exc:
         raise RecipeError(f"corrupt gzip recipe: {exc}") from exc
+    hints = _HintFeed(deflater, member.hints) if member.hinted else None
+    fed = 0
     for piece in plain.pieces(member.plain_size):
+        fed += len(piece)
+        if hints is not None:
+            hints.cover(fed)
         out = deflater.compress(piece)
         if out:
             yield out
     yield deflater.finish()
+
+
+class _HintFeed:
+    """Unpacks a member's stored hints into its encoder, just ahead of the plain data:
+    the whole unpacked list could take a tenth of the layer's size."""
+
+    _READ = 1 << 14
+
+    def __init__(self, deflater: Any, stored: bytes) -> None:
+        self._deflater = deflater
+        self._stored = memoryview(stored)
+        self._unpacker = zstandard.ZstdDecompressor().decompressobj()
+
+    def cover(self, position: int) -> None:
+        """Adds hints until every one that starts before `position` is in."""
+        while self._deflater.hint_horizon < position:
+            if not self._stored:
+                if not self._unpacker.eof:
+                    raise RecipeError("corrupt gzip recipe: the match hints are truncated")
+                self._deflater.finish_hints()
+                return
+            piece, self._stored = self._stored[: self._READ], self._stored[self._READ :]
+            try:
+                packed = self._unpacker.decompress(piece)
+            except zstandard.ZstdError as exc:
+                raise RecipeError(f"corrupt gzip recipe: match hints: {exc}") from exc
+            self._deflater.add_hints(packed)
 
 
 class _PlainReader:
@@ -734,10 +848,11 @@ def _read_zero_terminated(reader: _Reader, limit: int = 1 << 16) -> bytes:
 #
 # "TSGZ" | version | members | tail | 8-byte BLAKE2b of everything before it.
 # Integers are unsigned LEB128 varints (signed ones zigzag-encoded), byte strings are
-# length-prefixed. Early-slide frame numbers are stored as deltas.
+# length-prefixed. Early-slide frame numbers are stored as deltas. Go and zlib members
+# end with a hinted flag and, when set, the stored hints.
 
 _MAGIC = b"TSGZ"
-_VERSION = 1
+_VERSION = 2
 _CHECK_SIZE = 8
 _KIND_GO, _KIND_ZLIB, _KIND_PREFLATE = 1, 2, 3
 # preflate chunks hold at most 32 MiB of plain data (see native/src/preflate.rs).
@@ -834,6 +949,10 @@ def _encode_recipe(recipe: Recipe) -> bytes:
             w.uint(enc.level)
             w.uint(enc.mem_level)
             w.uint(enc.strategy)
+        if isinstance(enc, GoEncoder | ZlibEncoder):
+            w.uint(int(enc.hinted))
+            if enc.hinted:
+                w.blob(m.hints)
         else:
             w.uint(_KIND_PREFLATE)
             w.uint(len(enc.chunks))
@@ -844,6 +963,13 @@ def _encode_recipe(recipe: Recipe) -> bytes:
     w.uint(recipe.compressed_size)
     body = bytes(w.buf)
     return body + _checksum(body)
+
+
+def _hinted_part(p: _Parser) -> tuple[bool, bytes]:
+    flag = p.uint()
+    if flag > 1:
+        raise RecipeError("corrupt gzip recipe: bad hinted flag")
+    return bool(flag), p.blob() if flag else b""
 
 
 def _decode_recipe(data: bytes) -> Recipe:
@@ -865,14 +991,18 @@ def _decode_recipe(data: bytes) -> Recipe:
         trailer = p.blob()
         kind = p.uint()
         encoder: Encoder
+        hints = b""
         if kind == _KIND_GO:
             level = p.sint()
             frames: list[int] = []
             for _ in range(p.count()):
                 frames.append((frames[-1] if frames else 0) + p.uint())
-            encoder = GoEncoder(level, tuple(frames))
+            hinted, hints = _hinted_part(p)
+            encoder = GoEncoder(level, tuple(frames), hinted)
         elif kind == _KIND_ZLIB:
-            encoder = ZlibEncoder(p.uint(), p.uint(), p.uint())
+            level, mem_level, strategy = p.uint(), p.uint(), p.uint()
+            hinted, hints = _hinted_part(p)
+            encoder = ZlibEncoder(level, mem_level, strategy, hinted)
         elif kind == _KIND_PREFLATE:
             encoder = PreflateEncoder(tuple((p.uint(), p.blob()) for _ in range(p.count())))
             if any(length > _MAX_PREFLATE_CHUNK for length, _ in encoder.chunks):
@@ -881,7 +1011,7 @@ def _decode_recipe(data: bytes) -> Recipe:
             raise RecipeError(f"corrupt gzip recipe: unknown encoder kind {kind}")
         if not header.startswith(_GZIP_MAGIC) or len(header) < 10 or len(trailer) != 8:
             raise RecipeError("corrupt gzip recipe: bad member header or trailer")
-        members.append(Member(header, encoder, plain_size, trailer))
+        members.append(Member(header, encoder, plain_size, trailer, hints))
     tail = p.blob()
     compressed_size = p.uint()
     if p.pos != len(body):

@@ -141,8 +141,12 @@ impl HuffmanEncoder {
                 levels[level].next_char_freq = list[nn as usize].freq;
             } else {
                 levels[level].last_freq = l.next_pair_freq;
-                let (lower, upper) = leaf_counts.split_at_mut(level);
-                upper[0][..level].copy_from_slice(&lower[level - 1][..level]);
+                // Go copies leafCounts[level-1][:level]; copying the whole fixed-size
+                // row and restoring entry `level` is the same (the entries past it are
+                // never read) and needs no memcpy call, which this hot loop noticed.
+                let own = leaf_counts[level][level];
+                leaf_counts[level] = leaf_counts[level - 1];
+                leaf_counts[level][level] = own;
                 levels[(l.level - 1) as usize].needed = 2;
             }
 

@@ -225,6 +225,8 @@ pub struct GoDeflater {
     /// (the hash chains stay empty).
     hinted: bool,
     hints: HintQueue,
+    /// Stream position where the current search region ends (see hints.rs).
+    region_end: u64,
 }
 
 impl GoDeflater {
@@ -274,18 +276,25 @@ impl GoDeflater {
             closed: false,
             hinted: false,
             hints: HintQueue::new(),
+            region_end: 0,
         })
     }
 
-    /// Takes matches from `hints_mut()` instead of searching (levels 2-9 only): the
-    /// stream the hints came from is rebuilt at a fraction of the cost. Which of those
-    /// levels does not matter then; their loops emit the same tokens for given matches.
+    /// Takes matches from `hints_mut()` instead of searching (levels 2-9 only), except
+    /// in search regions: the stream the hints came from is rebuilt at a fraction of
+    /// the cost. May start mid-stream (an encoder that found the level by searching).
     pub fn use_hints(&mut self) -> Result<(), String> {
-        if self.mode != Mode::Deflate {
-            return Err("match hints need a Go level from 2 to 9".into());
+        if !self.can_use_hints() {
+            return Err("match hints need a Go level from 4 to 9".into());
         }
         self.hinted = true;
         Ok(())
+    }
+
+    /// Levels 4-9. Levels 2-3 skip positions inside long matches in their chains,
+    /// which the chains rebuilt for a search region would not know.
+    pub fn can_use_hints(&self) -> bool {
+        self.mode == Mode::Deflate && self.cl.fast_skip_hashing == SKIP_NEVER
     }
 
     /// The queue of match hints, to be filled ahead of the plain data (every hint that
@@ -385,7 +394,8 @@ impl GoDeflater {
 
     /// Whether early and late sliding give different searches at the pending decision.
     pub fn slide_would_matter(&self) -> bool {
-        if self.hinted {
+        let pos = self.slides * WINDOW_SIZE as u64 + self.index as u64;
+        if self.hinted && pos >= self.region_end {
             // Hints do not depend on the window; only a block written in the step at
             // the slide point can: sliding first takes away its stored-block option.
             return self.paused
@@ -410,6 +420,7 @@ impl GoDeflater {
             && self.slide_now == o.slide_now
             && self.closed == o.closed
             && self.hinted == o.hinted
+            && self.region_end == o.region_end
             && self.w.same_pending(&o.w)
             && self.tokens[..self.num_tokens] == o.tokens[..o.num_tokens]
             && self.window[..self.window_end] == o.window[..o.window_end]
@@ -657,6 +668,13 @@ impl GoDeflater {
             .saturating_sub(MIN_MATCH_LENGTH + MAX_MATCH_LENGTH)
             .min(SLIDE_POINT);
         while c.index < fast_end {
+            if HINTED {
+                let run = self.literal_run_length(&c, fast_end);
+                if run > 0 {
+                    self.literal_run::<LAZY>(&mut c, run);
+                    continue;
+                }
+            }
             self.deflate_step::<LAZY, true, HINTED>(&mut c);
         }
         let stop_at_slide_point = !self.sync && !self.pass_slide_point;
@@ -810,16 +828,29 @@ impl GoDeflater {
     }
 
     /// `deflate_step` with the match at `index` taken from the hints: the same tokens
-    /// and blocks as the search that chose those matches, without hash chains.
+    /// and blocks as the search that chose those matches, without hash chains. In a
+    /// search region (a stored block, which hides its matches) the search runs.
     #[inline(always)]
     fn hinted_step<const LAZY: bool>(&mut self, c: &mut Cursor, index: usize) {
+        let pos = self.slides * WINDOW_SIZE as u64 + index as u64;
+        let mut hint = None;
+        if pos >= self.region_end {
+            match self.hints.take_at(pos) {
+                Some(h) if h.is_region() => self.enter_region(index, h.end()),
+                h => hint = h,
+            }
+        }
+        if pos < self.region_end {
+            self.deflate_step::<LAZY, false, false>(c);
+            return;
+        }
         let lookahead = self.window_end - index;
         let prev_length = c.length;
         let prev_offset = c.offset;
         c.length = MIN_MATCH_LENGTH - 1;
         c.offset = 0;
-        let pos = self.slides * WINDOW_SIZE as u64 + index as u64;
-        if let Some((len, dist)) = self.hints.take_at(pos) {
+        if let Some(h) = hint {
+            let (len, dist) = (h.len as usize, h.dist as usize);
             // Only what Go could have chosen here; anything else stays a literal (and
             // the rebuilt stream then differs, which the caller's checks catch).
             if len >= MIN_MATCH_LENGTH && len <= lookahead && dist <= index.min(WINDOW_SIZE) {
@@ -855,6 +886,59 @@ impl GoDeflater {
         if c.num_tokens == MAX_FLATE_BLOCK_TOKENS {
             self.write_block(c.index, c.num_tokens);
             c.num_tokens = 0;
+        }
+    }
+
+    /// How many of the next steps of a hinted encoder (before `limit`) are known to
+    /// find no match with none pending: those before the next hint, outside regions.
+    #[inline(always)]
+    fn literal_run_length(&self, c: &Cursor, limit: usize) -> usize {
+        if c.length >= MIN_MATCH_LENGTH {
+            return 0; // the next step outputs the pending match
+        }
+        let pos = self.slides * WINDOW_SIZE as u64 + c.index as u64;
+        if pos < self.region_end {
+            return 0;
+        }
+        let ahead = self.hints.next_pos().saturating_sub(pos);
+        ahead.min((limit - c.index) as u64) as usize
+    }
+
+    /// `count` steps of `hinted_step` without a match: each outputs the pending byte
+    /// (lazy) or the current one as a literal, as `add_literal` does one at a time.
+    #[inline(always)]
+    fn literal_run<const LAZY: bool>(&mut self, c: &mut Cursor, count: usize) {
+        let end = c.index + count;
+        let mut i = c.index;
+        if LAZY && !c.byte_available {
+            c.byte_available = true; // the first step only makes its byte pending
+            i += 1;
+        }
+        while i < end {
+            let at = if LAZY { i - 1 } else { i };
+            self.tokens[c.num_tokens] = literal_token(self.window[at] as u32);
+            c.num_tokens += 1;
+            if c.num_tokens == MAX_FLATE_BLOCK_TOKENS {
+                self.write_block(at + 1, c.num_tokens);
+                c.num_tokens = 0;
+            }
+            i += 1;
+        }
+        c.index = end;
+        c.length = MIN_MATCH_LENGTH - 1;
+        c.offset = 0;
+    }
+
+    /// Starts a search region ending at stream position `end`: the hash chains get
+    /// every window position before `index`, as levels 4-9 had them.
+    fn enter_region(&mut self, index: usize, end: u64) {
+        self.region_end = end;
+        self.hash_head.fill(0);
+        let hash_offset = self.hash_offset;
+        let stop = index.min(self.max_insert_index.max(0) as usize);
+        for i in index.saturating_sub(WINDOW_SIZE)..stop {
+            let hash = self.hash_at::<false>(i);
+            self.insert_hash(i, hash, hash_offset);
         }
     }
 

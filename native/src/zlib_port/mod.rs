@@ -74,6 +74,8 @@ pub struct ZlibPortDeflater {
     hints: HintQueue,
     /// Plain bytes slid out of the window: window index + slid = stream position.
     slid: u64,
+    /// Stream position where the current search region ends (see hints.rs).
+    region_end: u64,
 }
 
 #[inline(always)]
@@ -146,14 +148,24 @@ impl ZlibPortDeflater {
             hinted: false,
             hints: HintQueue::new(),
             slid: 0,
+            region_end: 0,
         })
     }
 
-    /// Takes matches from `hints_mut()` instead of searching: the stream the hints came
-    /// from is rebuilt at a fraction of the cost. The level does not matter then:
-    /// deflate_fast and deflate_slow emit the same tokens for given matches.
-    pub fn use_hints(&mut self) {
+    /// Takes matches from `hints_mut()` instead of searching, except in search regions
+    /// (levels 4-9: deflate_slow's): the stream the hints came from is rebuilt at a
+    /// fraction of the cost. May start mid-stream (an encoder that found the level by
+    /// searching).
+    pub fn use_hints(&mut self) -> Result<(), String> {
+        if self.level < 4 {
+            return Err("match hints need a zlib level from 4 to 9".into());
+        }
         self.hinted = true;
+        Ok(())
+    }
+
+    pub fn hinted(&self) -> bool {
+        self.hinted
     }
 
     /// The queue of match hints, to be filled ahead of the plain data (every hint that
@@ -245,7 +257,8 @@ impl ZlibPortDeflater {
                     self.insert = self.strstart;
                 }
                 self.slid += W_SIZE as u64;
-                if !self.hinted {
+                // A hinted encoder keeps no chains outside search regions.
+                if !self.hinted || self.slid + (self.strstart as u64) < self.region_end {
                     self.slide_hash();
                 }
                 more += W_SIZE;
@@ -429,9 +442,22 @@ impl ZlibPortDeflater {
                 }
             }
             let strstart = self.strstart;
+            let pos = self.slid + strstart as u64;
+            let mut hint = None;
+            if pos >= self.region_end {
+                match self.hints.take_at(pos) {
+                    Some(h) if h.is_region() => self.enter_region(h.end()),
+                    h => hint = h,
+                }
+            }
+            let searching = pos < self.region_end;
             let (prev_length, prev_match) = (self.match_length, self.match_start);
             self.match_length = MIN_MATCH - 1;
-            if let Some((len, dist)) = self.hints.take_at(self.slid + strstart as u64) {
+            if searching {
+                self.prev_length = prev_length;
+                self.search_slow();
+            } else if let Some(h) = hint {
+                let (len, dist) = (h.len as usize, h.dist as usize);
                 // Only what zlib could have chosen; anything else stays a literal (the
                 // rebuilt stream then differs, which the caller's checks catch).
                 if len <= self.lookahead && dist <= strstart.min(W_SIZE) {
@@ -440,6 +466,13 @@ impl ZlibPortDeflater {
                 }
             }
             if prev_length >= MIN_MATCH && self.match_length <= prev_length {
+                if searching {
+                    // deflate_slow's chains hold every position of a match.
+                    let max_insert = strstart + self.lookahead - MIN_MATCH;
+                    for s in strstart + 1..=(strstart + prev_length - 2).min(max_insert) {
+                        self.insert_string(s);
+                    }
+                }
                 let bflush = self.tally_dist(strstart - 1 - prev_match, prev_length - MIN_MATCH);
                 self.lookahead -= prev_length - 1;
                 self.strstart += prev_length - 1;
@@ -467,6 +500,37 @@ impl ZlibPortDeflater {
         }
         self.match_available = false;
         self.end_of_input(finish);
+    }
+
+    /// deflate_slow's search at `strstart` (into match_length and match_start), for a
+    /// search region of a hinted encoder.
+    fn search_slow(&mut self) {
+        let strstart = self.strstart;
+        let hash_head = if self.lookahead >= MIN_MATCH {
+            self.insert_string(strstart)
+        } else {
+            0
+        };
+        if hash_head != 0 && self.prev_length < self.max_lazy && strstart - hash_head <= MAX_DIST {
+            self.match_length = self.longest_match(hash_head);
+            if self.match_length == MIN_MATCH && strstart - self.match_start > TOO_FAR {
+                self.match_length = MIN_MATCH - 1;
+            }
+        }
+    }
+
+    /// Starts a search region ending at stream position `end`: the hash chains get
+    /// every window position before `strstart`, as deflate_slow had them.
+    fn enter_region(&mut self, end: u64) {
+        self.region_end = end;
+        self.head.fill(0);
+        let start = self.strstart.saturating_sub(W_SIZE);
+        if start < self.strstart {
+            self.ins_h = self.update_hash(self.window[start] as usize, self.window[start + 1]);
+            for s in start..self.strstart {
+                self.insert_string(s);
+            }
+        }
     }
 
     fn deflate_slow(&mut self, input: &mut &[u8], finish: bool) {
@@ -699,20 +763,21 @@ impl ZlibEncoder {
     /// See `ZlibPortDeflater::use_hints`; the C zlib (other settings) takes no hints.
     pub fn use_hints(&mut self) -> Result<(), String> {
         match self {
-            ZlibEncoder::Port(e) => {
-                e.use_hints();
-                Ok(())
-            }
+            ZlibEncoder::Port(e) => e.use_hints(),
             ZlibEncoder::C(_) => Err("match hints need zlib windowBits 15, memLevel 8 or 9".into()),
         }
     }
 
-    /// The hint queue of a hinted encoder.
+    /// The hint queue of an encoder that replays hints or can (`use_hints`).
     pub fn hints_mut(&mut self) -> Option<&mut HintQueue> {
         match self {
-            ZlibEncoder::Port(e) if e.hinted => Some(e.hints_mut()),
+            ZlibEncoder::Port(e) if e.level >= 4 => Some(e.hints_mut()),
             _ => None,
         }
+    }
+
+    pub fn hinted(&self) -> bool {
+        matches!(self, ZlibEncoder::Port(e) if e.hinted)
     }
 
     pub fn write(&mut self, input: &[u8]) {
@@ -804,6 +869,43 @@ mod tests {
                         c.output() == port.output(),
                         "level {level} mem_level {mem_level} split {split}"
                     );
+                }
+            }
+        }
+    }
+
+    /// Given the matches of a C zlib stream (and search regions where stored blocks
+    /// hide them), the port replays it byte for byte at every level that takes hints.
+    #[test]
+    fn replays_c_zlib_from_its_matches() {
+        let mut random = vec![0u8; 200_000];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for b in random.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        for data in [sample(), random] {
+            for level in 4..=9 {
+                let mut c = ZlibDeflater::new(level, 8, 15, 0).unwrap();
+                c.write(&data);
+                c.close();
+                let stream = c.output().to_vec();
+                let mut inflater = crate::token_inflate::TokenInflater::new();
+                inflater.decompress(&stream, 16 << 20).unwrap();
+                let mut hints = Vec::new();
+                inflater.take_hints(&mut hints);
+                for split in [data.len(), 977] {
+                    let mut port = ZlibPortDeflater::new(level, 8).unwrap();
+                    port.use_hints().unwrap();
+                    hints.iter().for_each(|h| port.hints_mut().push(*h));
+                    port.hints_mut().finish();
+                    for piece in data.chunks(split) {
+                        port.write(piece);
+                    }
+                    port.close();
+                    assert!(port.output() == stream, "level {level} split {split}");
                 }
             }
         }

@@ -84,6 +84,9 @@ _INLINE_CONTENTS = 1 << 20  # content lists up to this size (packed) go in the m
 # whole save must stay under. Loading needs a window's worth of memory too.
 STORE_WINDOW_LOG = 26
 LAYER_MEMBER_PREFIX = "dedup/layers/"
+# A layer's stored matches may cost up to this share of its tar: jar layers need 1-2 %,
+# text-heavy ones 20-25 %, which would grow the bundle by a fifth of such a layer.
+MAX_HINTS_SHARE = 0.05
 _CHUNK = 1 << 20
 _PROGRESS_EVERY = 5.0  # seconds between progress lines while layers are checked
 _SNIFF = 512  # bytes looked at to tell gzip, zstd and tar apart
@@ -286,7 +289,7 @@ class DedupBundleSave:
             except BaseException:
                 recipe.close()
                 raise
-        pending = _PendingLayer(desc, spool, recipe, layout.rebuild_seconds())
+        pending = _PendingLayer(desc, spool, recipe, layout.rebuild_seconds(self.min_gain > 0))
         with self._lock:
             # A blob sent again (its digest did not match the first time) replaces it.
             earlier = self._pending.pop(desc.digest, None)
@@ -446,17 +449,36 @@ class DedupBundleSave:
         earlier save checked it. Raises RebuildImpossible, or Cancelled once the layer
         is cancelled. At most one analysis per core runs (each holds some 30 MB), the
         one started in the background included."""
-        from transship import gzip_rebuild
-
         digest, size = layer.desc.digest, layer.desc.size
         known = self._recipes.get(digest, size) if self._recipes is not None else None
         if known is not None and known.plain_size == layer.recipe.tar_size:
             return known
         with self._analyses, open(layer.spool, "rb") as f:
-            recipe = gzip_rebuild.analyze(_CancellableReader(f, layer.cancelled), _discard)
+            recipe = self._analyze(_CancellableReader(f, layer.cancelled))
         if self._recipes is not None:
             self._recipes.put(digest, recipe)
         return recipe
+
+    def _analyze(self, reader: _CancellableReader) -> Any:
+        """The layer's gzip recipe: replaying the stream's own matches when they are
+        few enough to store (most layers: several times faster, at save and at load),
+        else with the encoders' own search. The smallest bundles (`min_gain` 0) never
+        store matches."""
+        from transship import gzip_rebuild
+
+        if self.min_gain > 0:
+            try:
+                recipe = gzip_rebuild.analyze(
+                    reader, _discard, store_matches=True, allow_preflate=False
+                )
+                if recipe.hints_size <= MAX_HINTS_SHARE * recipe.plain_size:
+                    return recipe
+            except gzip_rebuild.GzipFormatError:
+                raise
+            except gzip_rebuild.RebuildImpossible:
+                pass  # e.g. stored blocks that hide matches: the search finds them
+            reader.seek(0)
+        return gzip_rebuild.analyze(reader, _discard)
 
     def _settle_checked(self, layer: _PendingLayer, check: Future, sink: PieceSink) -> EncodedBlob:
         from transship import gzip_rebuild
