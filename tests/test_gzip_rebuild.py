@@ -362,6 +362,23 @@ def test_streams_no_replay_can_make_are_refused_for_the_caller_to_retry() -> Non
         analyze(paths[0].open("rb"), lambda _: None, store_matches=True, allow_preflate=False)
 
 
+def test_replay_alone_checks_what_it_can_and_leaves_the_rest_unchecked(
+    early_replay: None,
+) -> None:
+    """check=False with store_matches: the replay is the only check; a stream it cannot
+    rebuild, or whose matches cost more than allowed, comes back unchecked."""
+    jars = gzip.compress(sample_data("mixed", 6_000_000, seed=11), compresslevel=6, mtime=0)
+    quick = {"check": False, "store_matches": True}
+    checked = analyze(io.BytesIO(jars), lambda _: None, **quick)
+    assert checked.checked and checked.members[0].hinted
+    assert b"".join(rebuild([gzip.decompress(jars)], checked)) == jars
+    costly = analyze(io.BytesIO(jars), lambda _: None, **quick, max_matches_share=0.0001)
+    assert not costly.checked
+    assert costly.rebuild_seconds() > checked.rebuild_seconds()
+    for path in sorted(LAYERS_DIR.glob("*gnu-gzip-6.gz")):
+        assert not analyze(path.open("rb"), lambda _: None, **quick).checked
+
+
 def test_damaged_stored_matches_never_give_the_original_silently(early_replay: None) -> None:
     blob = gzip.compress(sample_data("text", 600_000), compresslevel=6, mtime=0)
     plain: list[bytes] = []

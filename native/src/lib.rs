@@ -304,14 +304,16 @@ struct Verifier {
 
 #[pymethods]
 impl Verifier {
+    /// `replay`: `use_hints` will be called (the data fed until then is kept for it).
     #[new]
-    fn new(specs: Vec<Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (specs, replay=false))]
+    fn new(specs: Vec<Bound<'_, PyAny>>, replay: bool) -> PyResult<Self> {
         let specs = specs
             .iter()
             .map(spec_from_py)
             .collect::<PyResult<Vec<_>>>()?;
         Ok(Verifier {
-            inner: verify::Verifier::new(&specs).map_err(PyValueError::new_err)?,
+            inner: verify::Verifier::new(&specs, replay).map_err(PyValueError::new_err)?,
             incoming: hints::HintQueue::new(),
         })
     }

@@ -126,7 +126,8 @@ impl Head {
 }
 
 impl Verifier {
-    pub fn new(specs: &[EncoderSpec]) -> Result<Self, String> {
+    /// `replay`: `use_hints` will be called, so what is fed until then is kept.
+    pub fn new(specs: &[EncoderSpec], replay: bool) -> Result<Self, String> {
         let mut candidates = Vec::new();
         for spec in specs {
             candidates.push(match spec {
@@ -162,7 +163,7 @@ impl Verifier {
             total_expected: 0,
             finished: false,
             replaying: false,
-            head: Some(Head::default()),
+            head: replay.then(Head::default),
         })
     }
 

@@ -226,11 +226,10 @@ class Recipe:
         """Bytes of stored match hints."""
         return sum(len(m.hints) for m in self.members)
 
-    def rebuild_seconds(self, hinted: bool = False) -> float:
+    def rebuild_seconds(self) -> float:
         """About how long rebuilding takes on one core: from the members' encoders, or
-        for an unchecked recipe from their level hint (`hinted`: as if the check will
-        store the matches)."""
-        return sum(m.plain_size / _rebuild_speed(m, hinted) for m in self.members)
+        for an unchecked member from its header's level hint."""
+        return sum(m.plain_size / _rebuild_speed(m) for m in self.members)
 
     def describe(self) -> str:
         """Short human-readable summary, e.g. "go level 6"."""
@@ -250,8 +249,8 @@ class Recipe:
         return _decode_recipe(data)
 
 
-def _rebuild_speed(member: Member, hinted: bool) -> float:
-    if member.hinted or (hinted and isinstance(member.encoder, UncheckedEncoder)):
+def _rebuild_speed(member: Member) -> float:
+    if member.hinted:
         return _HINTED_SPEED
     return _FAST_LEVEL_SPEED if member.header[8] == 4 else _DEFAULT_LEVEL_SPEED
 
@@ -289,6 +288,7 @@ def analyze(
     allow_preflate: bool = True,
     check: bool = True,
     store_matches: bool = False,
+    max_matches_share: float = 1.0,
 ) -> Recipe:
     """Read the gzip blob `gz_stream` once, pass its decompressed bytes to `plain_sink`
     in order as they come, and return the checked `Recipe` that rebuilds the blob.
@@ -303,10 +303,13 @@ def analyze(
     members' encoders are `UNCHECKED`, the recipe cannot be stored, but it tells the
     sizes and headers (`rebuild_seconds`) to decide whether a full analysis pays off.
 
-    With `store_matches` the Go and zlib candidates replay the stream's own matches
-    instead of searching for them (several times faster, and any level of those
-    encoders), and a member they rebuild keeps its matches (`Member.hints`, typically
-    1-2 % of the plain size for jar layers, 20-25 % for text-heavy ones).
+    With `store_matches` the candidate encoders search for the first `_FIND_LEVEL`
+    plain bytes, which tells the level; then those that can (Go and zlib at levels 4-9)
+    replay the stream's own matches instead (several times faster), and a member they
+    rebuild keeps its matches (`Member.hints`: 1-2 % of the plain size for jar layers,
+    10-20 % for binaries and text). With `check=False` that replay is the only check
+    made: a member it cannot rebuild, or whose matches would take more than
+    `max_matches_share` of its plain size, comes back `UNCHECKED`.
     """
     reader = _Reader(gz_stream)
     members: list[Member] = []
@@ -314,7 +317,10 @@ def analyze(
         header = _read_header(reader, first=not members)
         members.append(
             _analyze_member(
-                reader, header, plain_sink, threaded, allow_preflate, check, store_matches
+                reader,
+                header,
+                plain_sink,
+                _Checks(threaded, allow_preflate, check, store_matches, max_matches_share),
             )
         )
         rest = reader.peek(2)
@@ -330,18 +336,29 @@ def analyze(
     return Recipe(members=tuple(members), tail=tail, compressed_size=reader.offset)
 
 
+@dataclass(frozen=True)
+class _Checks:
+    """How `analyze` checks each member (see its parameters)."""
+
+    threaded: bool
+    allow_preflate: bool
+    full: bool
+    replay: bool
+    max_matches_share: float
+
+
+# Plain bytes after which stored matches are weighed against `max_matches_share`.
+_MATCHES_WEIGHED_AFTER = 4 << 20
+
+
 def _analyze_member(
-    reader: _Reader,
-    header: bytes,
-    plain_sink: Callable[[bytes], object],
-    threaded: bool,
-    allow_preflate: bool,
-    check: bool = True,
-    store_matches: bool = False,
+    reader: _Reader, header: bytes, plain_sink: Callable[[bytes], object], checks: _Checks
 ) -> Member:
     deflate_start = reader.offset
-    hinting = check and store_matches
-    verify = _Verification(_candidates_for(header) if check else [], threaded, hinting)
+    check, threaded, allow_preflate = checks.full, checks.threaded, checks.allow_preflate
+    hinting = checks.replay
+    candidates = _candidates_for(header) if check or hinting else []
+    verify = _Verification(candidates, threaded, hinting)
     # The compressed bytes so far, kept while small: when every candidate encoder has
     # failed early, preflate starts on them and follows the stream (no second read).
     head: list[bytes] | None = [] if allow_preflate and check else None
@@ -370,10 +387,12 @@ def _analyze_member(
             if plain:
                 crc = _crc32(plain, crc)
                 size += len(plain)
-            packed = b""
+            packed = inflater.take_hints() if hinting else b""
             if hints is not None:
-                packed = inflater.take_hints()
                 hints.add(packed)
+                if size >= _MATCHES_WEIGHED_AFTER and hints.size > checks.max_matches_share * size:
+                    hints = None  # not worth storing: a search will have to do
+                    verify.stop()
             verify.feed(plain, used, packed)
             if preflate is not None:
                 preflate.feed(used)
@@ -395,13 +414,13 @@ def _analyze_member(
             raise GzipFormatError("corrupt gzip stream: CRC-32 of the data does not match")
         if int.from_bytes(trailer[4:], "little") != size & 0xFFFFFFFF:
             raise GzipFormatError("corrupt gzip stream: data length does not match")
-        if not check:
-            return Member(header, UNCHECKED, size, trailer)
-        matches = verify.finish()
+        matches = verify.finish() if candidates else []
         if matches:
             way = matches[0]
             stored = hints.finish() if hints is not None and way.hinted else b""
             return Member(header, way, size, trailer, stored)
+        if not check:
+            return Member(header, UNCHECKED, size, trailer)
         if not allow_preflate:
             raise RebuildImpossible("no known encoder reproduces this gzip stream")
         if preflate is None and head is not None:
@@ -516,7 +535,7 @@ class _Verification:
     def __init__(
         self, candidates: list[GoEncoder | ZlibEncoder], threaded: bool, replay: bool = False
     ) -> None:
-        self._verifier = _native.Verifier([c.spec() for c in candidates])
+        self._verifier = _native.Verifier([c.spec() for c in candidates], replay)
         self._fed = 0
         self._schedule = list(_PRUNE_SCHEDULE)
         if replay:
@@ -546,6 +565,11 @@ class _Verification:
         if self._verifier.alive == 0:
             self.failed = True
 
+    def stop(self) -> None:
+        """Gives up: no candidate will be reported."""
+        self.failed = True
+        self._runner.close(cancel=True)
+
     def finish(self) -> list[GoEncoder | ZlibEncoder]:
         """The candidates that reproduce the stream exactly, most likely first."""
         self._runner.join()
@@ -563,10 +587,13 @@ class _HintPacker:
     def __init__(self) -> None:
         self._compressor = zstandard.ZstdCompressor(level=_HINTS_ZSTD_LEVEL).compressobj()
         self._parts: list[bytes] = []
+        self.size = 0  # compressed bytes so far (zstd holds back up to a block)
 
     def add(self, packed: bytes) -> None:
         if packed:
-            self._parts.append(self._compressor.compress(packed))
+            part = self._compressor.compress(packed)
+            self._parts.append(part)
+            self.size += len(part)
 
     def finish(self) -> bytes:
         self._parts.append(self._compressor.flush())

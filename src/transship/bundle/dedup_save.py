@@ -2,16 +2,19 @@
 
 Each blob the engine hands over (from any number of threads) goes one of three ways:
 
-- a gzip layer, in two passes. First, as it arrives: decompressed (cheap) with the
-  plain tar going straight into the layer splitter (file contents into the bundle's
-  content collector, the rest into the layer's recipe), the compressed bytes into a
-  spool file. Its entry stays open (`deferred`). Then `settle`, once every layer is
-  split, chooses the layers worth rebuilding (dedup/payoff.py: the bytes a rebuild
-  saves against the seconds of gzip re-encoding it costs at save and at load), waits
-  for the proof that each of them rebuilds bit for bit (`gzip_rebuild.analyze` on the
-  spool; it starts in the background, at the lowest CPU priority, as soon as a layer is
-  split, so that a slow link hides it), writes their recipes, and stores the others as
-  they are (`dedup_skipped`: too little to gain, or gzip not reproducible);
+- a gzip layer, in two passes. First, as it arrives: decompressed with the plain tar
+  going straight into the layer splitter (file contents into the bundle's content
+  collector, the rest into the layer's recipe), the compressed bytes into a spool file.
+  Meanwhile the gzip encoders replay the stream's own matches to prove that it
+  rebuilds bit for bit, where those matches are cheap to store (jar layers: 1-2 % of
+  the tar; `MAX_HINTS_SHARE`). Its entry stays open (`deferred`). Then `settle`, once
+  every layer is split, chooses the layers worth rebuilding (dedup/payoff.py: the bytes
+  a rebuild saves against the seconds of gzip re-encoding it costs at save and at
+  load), waits for the proof of those the replay could not check (`gzip_rebuild.analyze`
+  on the spool, the encoders searching; it starts in the background, at the lowest CPU
+  priority, as soon as a layer is split, so that a slow link hides it), writes their
+  recipes, and stores the others as they are (`dedup_skipped`: too little to gain, or
+  gzip not reproducible);
 - an uncompressed tar layer: split the same way, rebuilt for free, recipe written at once;
 - anything else (configs, zstd layers, invalid gzip): stored as the raw codec would,
   `encoding: raw` in the meta, with the reason in its params.
@@ -269,10 +272,20 @@ class DedupBundleSave:
         from transship import gzip_rebuild
 
         spool = self.work_dir / f"blob-{next(self._spool_ids):06d}.spool"
+        known = self._known_recipe(desc)
+        # Checked on the way by replaying the stream's matches, where those are cheap
+        # to store; the smallest bundles (`min_gain` 0) store none.
+        replay = known is None and self.min_gain > 0
         with ReplayableStream(chunks, spool) as stream, self._split_turn(stream):
             layer = self.session.open_layer(desc.digest, hash_tar=False)
             try:
-                layout = gzip_rebuild.analyze(stream, layer.write, check=False)
+                layout = gzip_rebuild.analyze(
+                    stream,
+                    layer.write,
+                    check=False,
+                    store_matches=replay,
+                    max_matches_share=MAX_HINTS_SHARE,
+                )
                 if layout.compressed_size != desc.size:
                     raise gzip_rebuild.GzipFormatError(
                         f"the gzip data covers {layout.compressed_size} of {desc.size} bytes"
@@ -289,14 +302,22 @@ class DedupBundleSave:
             except BaseException:
                 recipe.close()
                 raise
-        pending = _PendingLayer(desc, spool, recipe, layout.rebuild_seconds(self.min_gain > 0))
+        if known is not None and known.plain_size != recipe.tar_size:
+            known = None  # not this blob's after all: check it again
+        checked = known or (layout if layout.checked else None)
+        pending = _PendingLayer(desc, spool, recipe, (checked or layout).rebuild_seconds())
         with self._lock:
             # A blob sent again (its digest did not match the first time) replaces it.
             earlier = self._pending.pop(desc.digest, None)
             self._pending[desc.digest] = pending
         if earlier is not None:
             earlier.close()
-        pending.check = self._early_checks.submit(pending)
+        if checked is None:
+            pending.check = self._early_checks.submit(pending)
+        else:
+            if known is None and self._recipes is not None:
+                self._recipes.put(desc.digest, checked)
+            pending.check.set_result(checked)
         return EncodedBlob([], {"deferred": True})
 
     def _raw_layer(
@@ -444,41 +465,22 @@ class DedupBundleSave:
         release_free_memory()  # the estimate's 100 000 small objects are gone
         return rebuilt
 
-    def _check(self, layer: _PendingLayer) -> Any:
-        """The checked gzip recipe of a spooled layer, from the recipe cache when an
-        earlier save checked it. Raises RebuildImpossible, or Cancelled once the layer
-        is cancelled. At most one analysis per core runs (each holds some 30 MB), the
-        one started in the background included."""
-        digest, size = layer.desc.digest, layer.desc.size
-        known = self._recipes.get(digest, size) if self._recipes is not None else None
-        if known is not None and known.plain_size == layer.recipe.tar_size:
-            return known
-        with self._analyses, open(layer.spool, "rb") as f:
-            recipe = self._analyze(_CancellableReader(f, layer.cancelled))
-        if self._recipes is not None:
-            self._recipes.put(digest, recipe)
-        return recipe
+    def _known_recipe(self, desc: Descriptor) -> Any:
+        """The gzip recipe an earlier save checked for this blob, if remembered."""
+        return self._recipes.get(desc.digest, desc.size) if self._recipes is not None else None
 
-    def _analyze(self, reader: _CancellableReader) -> Any:
-        """The layer's gzip recipe: replaying the stream's own matches when they are
-        few enough to store (most layers: several times faster, at save and at load),
-        else with the encoders' own search. The smallest bundles (`min_gain` 0) never
-        store matches."""
+    def _check(self, layer: _PendingLayer) -> Any:
+        """The checked gzip recipe of a spooled layer that the first pass could not
+        check by replaying its matches: the encoders search. Raises RebuildImpossible,
+        or Cancelled once the layer is cancelled. At most one analysis per core runs
+        (each holds some 30 MB), the one started in the background included."""
         from transship import gzip_rebuild
 
-        if self.min_gain > 0:
-            try:
-                recipe = gzip_rebuild.analyze(
-                    reader, _discard, store_matches=True, allow_preflate=False
-                )
-                if recipe.hints_size <= MAX_HINTS_SHARE * recipe.plain_size:
-                    return recipe
-            except gzip_rebuild.GzipFormatError:
-                raise
-            except gzip_rebuild.RebuildImpossible:
-                pass  # e.g. stored blocks that hide matches: the search finds them
-            reader.seek(0)
-        return gzip_rebuild.analyze(reader, _discard)
+        with self._analyses, open(layer.spool, "rb") as f:
+            recipe = gzip_rebuild.analyze(_CancellableReader(f, layer.cancelled), _discard)
+        if self._recipes is not None:
+            self._recipes.put(layer.desc.digest, recipe)
+        return recipe
 
     def _settle_checked(self, layer: _PendingLayer, check: Future, sink: PieceSink) -> EncodedBlob:
         from transship import gzip_rebuild
