@@ -373,7 +373,8 @@ def test_replay_alone_checks_what_it_can_and_leaves_the_rest_unchecked(
     assert checked.checked and checked.members[0].hinted
     assert b"".join(rebuild([gzip.decompress(jars)], checked)) == jars
     costly = analyze(io.BytesIO(jars), lambda _: None, **quick, max_matches_share=0.0001)
-    assert not costly.checked
+    assert not costly.checked and costly.costly_matches
+    assert not checked.costly_matches
     assert costly.rebuild_seconds() > checked.rebuild_seconds()
     for path in sorted(LAYERS_DIR.glob("*gnu-gzip-6.gz")):
         assert not analyze(path.open("rb"), lambda _: None, **quick).checked

@@ -153,7 +153,11 @@ impl HintQueue {
             let dist = mark as usize + 1;
             at = i + 3;
             // An impossible distance becomes 1 with an impossible length: dropped.
-            let (len, dist) = if dist <= MAX_DIST { (len, dist) } else { (0, 1) };
+            let (len, dist) = if dist <= MAX_DIST {
+                (len, dist)
+            } else {
+                (0, 1)
+            };
             self.push(Hint {
                 pos,
                 len: len as u16,
@@ -297,7 +301,11 @@ mod tests {
         let at = |q: &mut HintQueue, pos| q.take_at(pos).map(|h| (h.len, h.dist));
         assert_eq!(at(&mut q, 9), None);
         assert_eq!(at(&mut q, 10), Some((4, 1)));
-        assert_eq!(at(&mut q, 21), None, "the hint at 20 was passed and is dropped");
+        assert_eq!(
+            at(&mut q, 21),
+            None,
+            "the hint at 20 was passed and is dropped"
+        );
         assert_eq!(q.next_pos(), 40);
         assert_eq!(at(&mut q, 40), Some((3, 3)));
         assert_eq!(q.next_pos(), u64::MAX);
@@ -330,7 +338,11 @@ mod tests {
             dist: 1,
         }); // too short
         assert_eq!(q.len(), 1);
-        assert_eq!(Hint::region_for_stored(0, 16384), None, "a full block of literals");
+        assert_eq!(
+            Hint::region_for_stored(0, 16384),
+            None,
+            "a full block of literals"
+        );
         assert_eq!(Hint::region_for_stored(0, 0), None);
     }
 }

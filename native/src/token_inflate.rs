@@ -1498,7 +1498,11 @@ mod tests {
         check_stream(&stream, &plain, 7);
         let d = decode(&stream, || usize::MAX, 1 << 20).unwrap();
         assert_eq!(d.hints, hints);
-        assert_eq!(d.hints.len(), 2 + 2 + 1 + 26, "matches, the stored block, matches");
+        assert_eq!(
+            d.hints.len(),
+            2 + 2 + 1 + 26,
+            "matches, the stored block, matches"
+        );
         assert!(d.canonical);
     }
 

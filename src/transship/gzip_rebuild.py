@@ -169,7 +169,10 @@ class PreflateEncoder:
 @dataclass(frozen=True)
 class UncheckedEncoder:
     """A member decompressed by `analyze(check=False)`: how it is rebuilt is not known
-    yet. Such a recipe cannot be stored."""
+    yet. Such a recipe cannot be stored. `costly_matches`: its matches would have taken
+    more than `max_matches_share` of it (text or binaries, rather than jars)."""
+
+    costly_matches: bool = False
 
     def describe(self) -> str:
         return "not analysed"
@@ -220,6 +223,14 @@ class Recipe:
     @property
     def checked(self) -> bool:
         return not any(isinstance(m.encoder, UncheckedEncoder) for m in self.members)
+
+    @property
+    def costly_matches(self) -> bool:
+        """A member was left unchecked because its matches cost too much to store."""
+        return any(
+            isinstance(m.encoder, UncheckedEncoder) and m.encoder.costly_matches
+            for m in self.members
+        )
 
     @property
     def hints_size(self) -> int:
@@ -367,6 +378,7 @@ def _analyze_member(
     # zlib-rs is the fastest inflate on literal-heavy layers; ours also tells the matches.
     inflater = _native.TokenInflater() if hinting else _native.Inflater()
     hints = _HintPacker() if hinting else None
+    costly = False  # the matches were given up as too big to store
     crc = 0
     size = 0
     data = b""
@@ -391,7 +403,7 @@ def _analyze_member(
             if hints is not None:
                 hints.add(packed)
                 if size >= _MATCHES_WEIGHED_AFTER and hints.size > checks.max_matches_share * size:
-                    hints = None  # not worth storing: a search will have to do
+                    hints, costly = None, True  # not worth storing: a search will do
                     verify.stop()
             verify.feed(plain, used, packed)
             if preflate is not None:
@@ -420,7 +432,7 @@ def _analyze_member(
             stored = hints.finish() if hints is not None and way.hinted else b""
             return Member(header, way, size, trailer, stored)
         if not check:
-            return Member(header, UNCHECKED, size, trailer)
+            return Member(header, UncheckedEncoder(costly), size, trailer)
         if not allow_preflate:
             raise RebuildImpossible("no known encoder reproduces this gzip stream")
         if preflate is None and head is not None:

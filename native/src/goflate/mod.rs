@@ -227,6 +227,8 @@ pub struct GoDeflater {
     hints: HintQueue,
     /// Stream position where the current search region ends (see hints.rs).
     region_end: u64,
+    /// A hinted encoder's chains hold every position before this one (0: none yet).
+    chains_until: u64,
 }
 
 impl GoDeflater {
@@ -277,6 +279,7 @@ impl GoDeflater {
             hinted: false,
             hints: HintQueue::new(),
             region_end: 0,
+            chains_until: 0,
         })
     }
 
@@ -421,6 +424,7 @@ impl GoDeflater {
             && self.closed == o.closed
             && self.hinted == o.hinted
             && self.region_end == o.region_end
+            && self.chains_until == o.chains_until
             && self.w.same_pending(&o.w)
             && self.tokens[..self.num_tokens] == o.tokens[..o.num_tokens]
             && self.window[..self.window_end] == o.window[..o.window_end]
@@ -842,6 +846,8 @@ impl GoDeflater {
         }
         if pos < self.region_end {
             self.deflate_step::<LAZY, false, false>(c);
+            // Every position before the next step's is in the chains by then.
+            self.chains_until = pos - index as u64 + c.index as u64;
             return;
         }
         let lookahead = self.window_end - index;
@@ -878,7 +884,11 @@ impl GoDeflater {
         );
         c.num_tokens += 1;
         // Go's loop ends the match at the same index whichever way it skips ahead.
-        c.index = if LAZY { index + length - 1 } else { index + length };
+        c.index = if LAZY {
+            index + length - 1
+        } else {
+            index + length
+        };
         if LAZY {
             c.byte_available = false;
             c.length = MIN_MATCH_LENGTH - 1;
@@ -930,16 +940,25 @@ impl GoDeflater {
     }
 
     /// Starts a search region ending at stream position `end`: the hash chains get
-    /// every window position before `index`, as levels 4-9 had them.
+    /// every window position before `index`, as levels 4-9 had them: those since the
+    /// last region when it was less than a window back (stored blocks come in runs),
+    /// else the whole window afresh.
     fn enter_region(&mut self, index: usize, end: u64) {
-        self.region_end = end;
-        self.hash_head.fill(0);
+        let pos = self.slides * WINDOW_SIZE as u64 + index as u64;
+        let mut start = index.saturating_sub(WINDOW_SIZE);
+        if self.chains_until > 0 && pos - self.chains_until < (index - start) as u64 {
+            start = index - (pos - self.chains_until) as usize;
+        } else {
+            self.hash_head.fill(0);
+        }
         let hash_offset = self.hash_offset;
         let stop = index.min(self.max_insert_index.max(0) as usize);
-        for i in index.saturating_sub(WINDOW_SIZE)..stop {
+        for i in start..stop {
             let hash = self.hash_at::<false>(i);
             self.insert_hash(i, hash, hash_offset);
         }
+        self.region_end = end;
+        self.chains_until = pos;
     }
 
     /// The step without a match to output: the pending byte (lazy) or the current one

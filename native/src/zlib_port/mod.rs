@@ -76,6 +76,8 @@ pub struct ZlibPortDeflater {
     slid: u64,
     /// Stream position where the current search region ends (see hints.rs).
     region_end: u64,
+    /// A hinted encoder's chains hold every position before this one (0: none yet).
+    chains_until: u64,
 }
 
 #[inline(always)]
@@ -149,6 +151,7 @@ impl ZlibPortDeflater {
             hints: HintQueue::new(),
             slid: 0,
             region_end: 0,
+            chains_until: 0,
         })
     }
 
@@ -257,8 +260,8 @@ impl ZlibPortDeflater {
                     self.insert = self.strstart;
                 }
                 self.slid += W_SIZE as u64;
-                // A hinted encoder keeps no chains outside search regions.
-                if !self.hinted || self.slid + (self.strstart as u64) < self.region_end {
+                // A hinted encoder keeps chains only once it searched.
+                if !self.hinted || self.chains_until > 0 {
                     self.slide_hash();
                 }
                 more += W_SIZE;
@@ -443,6 +446,17 @@ impl ZlibPortDeflater {
             }
             let strstart = self.strstart;
             let pos = self.slid + strstart as u64;
+            if self.match_length < MIN_MATCH && pos >= self.region_end {
+                // Up to the next hint (while no fill is due), every step outputs the
+                // pending byte as a literal, or only makes its byte pending.
+                let ahead = self.hints.next_pos().saturating_sub(pos);
+                let room = (self.lookahead + 1).saturating_sub(MIN_LOOKAHEAD) as u64;
+                let run = ahead.min(room) as usize;
+                if run > 0 {
+                    self.literal_run(run);
+                    continue;
+                }
+            }
             let mut hint = None;
             if pos >= self.region_end {
                 match self.hints.take_at(pos) {
@@ -456,6 +470,13 @@ impl ZlibPortDeflater {
             if searching {
                 self.prev_length = prev_length;
                 self.search_slow();
+                // Every position before the next step's is in the chains by then.
+                self.chains_until = pos
+                    + if prev_length >= MIN_MATCH && self.match_length <= prev_length {
+                        prev_length as u64 - 1
+                    } else {
+                        1
+                    };
             } else if let Some(h) = hint {
                 let (len, dist) = (h.len as usize, h.dist as usize);
                 // Only what zlib could have chosen; anything else stays a literal (the
@@ -502,6 +523,23 @@ impl ZlibPortDeflater {
         self.end_of_input(finish);
     }
 
+    /// `count` steps of deflate_hinted that find no match, with none pending.
+    fn literal_run(&mut self, count: usize) {
+        let end = self.strstart + count;
+        if !self.match_available {
+            self.match_available = true; // the first step only makes its byte pending
+            self.strstart += 1;
+        }
+        while self.strstart < end {
+            let c = self.window[self.strstart - 1];
+            if self.tally_lit(c) {
+                self.flush_block(false);
+            }
+            self.strstart += 1;
+        }
+        self.lookahead -= count;
+    }
+
     /// deflate_slow's search at `strstart` (into match_length and match_start), for a
     /// search region of a hinted encoder.
     fn search_slow(&mut self) {
@@ -520,17 +558,25 @@ impl ZlibPortDeflater {
     }
 
     /// Starts a search region ending at stream position `end`: the hash chains get
-    /// every window position before `strstart`, as deflate_slow had them.
+    /// every window position before `strstart`, as deflate_slow had them: those since
+    /// the last region when it was less than a window back (stored blocks come in
+    /// runs), else the whole window afresh.
     fn enter_region(&mut self, end: u64) {
-        self.region_end = end;
-        self.head.fill(0);
-        let start = self.strstart.saturating_sub(W_SIZE);
+        let pos = self.slid + self.strstart as u64;
+        let mut start = self.strstart.saturating_sub(W_SIZE);
+        if self.chains_until > 0 && pos - self.chains_until < (self.strstart - start) as u64 {
+            start = self.strstart - (pos - self.chains_until) as usize;
+        } else {
+            self.head.fill(0);
+        }
         if start < self.strstart {
             self.ins_h = self.update_hash(self.window[start] as usize, self.window[start + 1]);
             for s in start..self.strstart {
                 self.insert_string(s);
             }
         }
+        self.region_end = end;
+        self.chains_until = pos;
     }
 
     fn deflate_slow(&mut self, input: &mut &[u8], finish: bool) {

@@ -313,7 +313,11 @@ class DedupBundleSave:
         if earlier is not None:
             earlier.close()
         if checked is None:
-            pending.check = self._early_checks.submit(pending)
+            # Not a layer that the search checks early: one whose matches are too many
+            # to store is text or binaries, which share little and are likely kept as
+            # they are (balanced kept the fleet's base layers), and its search is slow.
+            if not layout.costly_matches:
+                pending.check = self._early_checks.submit(pending)
         else:
             if known is None and self._recipes is not None:
                 self._recipes.put(desc.digest, checked)
