@@ -11,7 +11,7 @@ const MAX_GO_VARIANTS: usize = 8;
 /// buffered original bytes.
 const MAX_LAG: usize = 64 << 20;
 /// Plain bytes given to each candidate between comparisons.
-const STEP: usize = 64 << 10;
+const STEP: usize = 16 << 10;
 
 /// What a candidate encoder is. `hinted`: it takes its matches from hints (see
 /// hints.rs) instead of searching.

@@ -542,7 +542,8 @@ def _no_work(*_: object) -> None:
 class _Verification:
     """The candidate encoders (a native Verifier) following the stream; stops feeding
     them once none matches any more. `replay`: once the search has found the level
-    (`_FIND_LEVEL` plain bytes), the candidates that can replay the stream's matches."""
+    (one candidate left, or `_FIND_LEVEL` plain bytes), the candidates that can replay
+    the stream's matches."""
 
     def __init__(
         self, candidates: list[GoEncoder | ZlibEncoder], threaded: bool, replay: bool = False
@@ -550,8 +551,7 @@ class _Verification:
         self._verifier = _native.Verifier([c.spec() for c in candidates], replay)
         self._fed = 0
         self._schedule = list(_PRUNE_SCHEDULE)
-        if replay:
-            self._schedule = sorted([*self._schedule, (_FIND_LEVEL, 0)])
+        self._replay_pending = replay
         self.failed = not candidates  # no candidate matches (set from the worker thread)
         self._runner = _Background(self._feed, threaded and bool(candidates), "gzip-verify")
 
@@ -569,11 +569,10 @@ class _Verification:
         self._verifier.feed(plain, compressed)
         self._fed += len(plain)
         while self._schedule and self._fed >= self._schedule[0][0]:
-            keep = self._schedule.pop(0)[1]
-            if keep:
-                self._verifier.retain_best(keep)
-            else:
-                self._verifier.use_hints()
+            self._verifier.retain_best(self._schedule.pop(0)[1])
+        if self._replay_pending and (self._verifier.alive <= 1 or self._fed >= _FIND_LEVEL):
+            self._replay_pending = False
+            self._verifier.use_hints()
         if self._verifier.alive == 0:
             self.failed = True
 
