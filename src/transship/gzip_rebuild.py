@@ -28,6 +28,16 @@ How a stream is rebuilt, tried in this order:
 
 Anything else raises `RebuildImpossible` and the caller stores the blob as it is.
 
+Most of a re-encode is the encoder's search for matches, and the stream itself says
+which matches its encoder chose. With ``store_matches`` the Go and zlib encoders at
+levels 4-9 (their lazy loops) replay those matches instead, once the search has found
+the level in the first blocks, and the recipe keeps them (``Member.hints``, packed as
+native/src/hints.rs says, zstd-compressed: 1-2 % of the tar for jar layers, 10-20 % for
+binaries and text). A stored block hides its matches, yet its encoder counted them: such
+a block is a *search region*, where the replaying encoder searches as the original did.
+The replay is checked from the stream's first byte like any candidate, and `rebuild`
+runs exactly that computation again.
+
 Usage (save side)::
 
     with open(blob_path, "rb") as gz:
@@ -51,13 +61,15 @@ verifies the result against the blob digest, as for any blob.
 Memory stays bounded whatever the layer size: about 1 MiB per candidate encoder plus
 a few MiB of buffers while analysing (peak RSS of a whole process analysing a 1.5 GB
 layer: 60 MiB), a few MiB while rebuilding with go/zlib; preflate works in chunks of
-at most 32 MiB of plain data. Native calls release the GIL; `analyze` runs the encoders
+at most 32 MiB of plain data. Stored matches are held compressed, at most 64 MiB of
+them per member (past that the replay gives up and the member is checked by search). Native calls release the GIL; `analyze` runs the encoders
 in a worker thread so that they overlap with decompression and with `plain_sink`, and
 any number of `analyze`/`rebuild` calls may run at once in different threads.
 
 Speed, per core, of plain data (docs/benchmarks.md): Go level 6 re-encoding 75-90 MB/s
 on jar layers and about 43 MB/s on binaries, level 1 at 150-450 MB/s; zlib level 6 about
-55 MB/s on jar layers and 30 MB/s on binaries; preflate at about 10 MB/s (analysis)
+55 MB/s on jar layers and 30 MB/s on binaries; replaying stored matches 120-230 MB/s
+(less where stored blocks make the encoder search); preflate at about 10 MB/s (analysis)
 and 30-40 MB/s (rebuild).
 """
 
@@ -360,6 +372,9 @@ class _Checks:
 
 # Plain bytes after which stored matches are weighed against `max_matches_share`.
 _MATCHES_WEIGHED_AFTER = 4 << 20
+# A member's stored matches stay in memory until its recipe is written: at most this
+# much (a 4 GB jar layer's at 1.5 %).
+_MAX_STORED_MATCHES = 64 << 20
 
 
 def _analyze_member(
@@ -402,7 +417,10 @@ def _analyze_member(
             packed = inflater.take_hints() if hinting else b""
             if hints is not None:
                 hints.add(packed)
-                if size >= _MATCHES_WEIGHED_AFTER and hints.size > checks.max_matches_share * size:
+                share = checks.max_matches_share * size
+                if hints.size > _MAX_STORED_MATCHES or (
+                    size >= _MATCHES_WEIGHED_AFTER and hints.size > share
+                ):
                     hints, costly = None, True  # not worth storing: a search will do
                     verify.stop()
             verify.feed(plain, used, packed)
