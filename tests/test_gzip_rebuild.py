@@ -318,6 +318,17 @@ def test_zlib_streams_rebuild_from_their_stored_matches(
             assert member.encoder.level == level
 
 
+@pytest.mark.parametrize("bufsize", [1, 7])
+def test_replay_follows_go_writers_that_slide_the_window_early(
+    gogzip: Path, bufsize: int, early_replay: None
+) -> None:
+    for data in (planted_long_matches(), sample_data("mixed", 1_500_000, seed=5)):
+        blob = go_gzip(gogzip, data, 6, bufsize)
+        recipe, rebuilt = hinted_round_trip(blob)
+        assert rebuilt == blob
+        assert recipe.members[0].hinted
+
+
 def test_stored_blocks_are_searched_for_the_matches_they_hide(early_replay: None) -> None:
     """Random data compresses to stored blocks whose matches (zlib finds 3-byte ones)
     are not in the stream; the replay searches there as zlib did."""

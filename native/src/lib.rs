@@ -101,7 +101,47 @@ struct Deflater {
     inner: AnyEncoder,
 }
 
+impl AnyEncoder {
+    fn write(&mut self, data: &[u8]) {
+        match self {
+            AnyEncoder::Go(e) => e.write(data),
+            AnyEncoder::Zlib(e) => e.write(data),
+        }
+    }
+
+    fn close(&mut self) {
+        match self {
+            AnyEncoder::Go(e) => e.close(),
+            AnyEncoder::Zlib(e) => e.close(),
+        }
+    }
+
+    fn output(&self) -> &[u8] {
+        match self {
+            AnyEncoder::Go(e) => e.output(),
+            AnyEncoder::Zlib(e) => e.output(),
+        }
+    }
+
+    fn drain_output(&mut self, n: usize) {
+        match self {
+            AnyEncoder::Go(e) => e.drain_output(n),
+            AnyEncoder::Zlib(e) => e.drain_output(n),
+        }
+    }
+}
+
 impl Deflater {
+    /// The output so far, copied out and cleared rather than taken: the buffer keeps
+    /// its capacity, and the next call does not grow a new one (reallocations, page
+    /// faults).
+    fn take_output<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let bytes = PyBytes::new(py, self.inner.output());
+        let n = self.inner.output().len();
+        self.inner.drain_output(n);
+        bytes
+    }
+
     fn hint_queue(&mut self) -> PyResult<&mut hints::HintQueue> {
         let queue = match &mut self.inner {
             AnyEncoder::Go(e) if e.hinted() => Some(e.hints_mut()),
@@ -165,38 +205,14 @@ impl Deflater {
         data: PyBuffer<u8>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let data = bytes_of(&data)?;
-        py.allow_threads(|| match &mut self.inner {
-            AnyEncoder::Go(e) => e.write(data),
-            AnyEncoder::Zlib(e) => e.write(data),
-        });
-        // Copied out and cleared, not taken: the buffer keeps its capacity, and the
-        // next call does not grow a new one (reallocations and page faults).
-        let out = match &mut self.inner {
-            AnyEncoder::Go(e) => e.output(),
-            AnyEncoder::Zlib(e) => e.output(),
-        };
-        let bytes = PyBytes::new(py, out);
-        let n = out.len();
-        match &mut self.inner {
-            AnyEncoder::Go(e) => e.drain_output(n),
-            AnyEncoder::Zlib(e) => e.drain_output(n),
-        }
-        Ok(bytes)
+        py.allow_threads(|| self.inner.write(data));
+        Ok(self.take_output(py))
     }
 
     /// Ends the stream; returns the remaining compressed bytes.
     fn finish<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let out = py.allow_threads(|| match &mut self.inner {
-            AnyEncoder::Go(e) => {
-                e.close();
-                e.take_output()
-            }
-            AnyEncoder::Zlib(e) => {
-                e.close();
-                e.take_output()
-            }
-        });
-        PyBytes::new(py, &out)
+        py.allow_threads(|| self.inner.close());
+        self.take_output(py)
     }
 }
 

@@ -221,8 +221,8 @@ pub struct GoDeflater {
     /// Set by an "early" decision: the next fill slides before any more searching.
     slide_now: bool,
     closed: bool,
-    /// Levels 2-9 with match hints: matches come from `hints` instead of the search
-    /// (the hash chains stay empty).
+    /// Levels 4-9 with match hints: matches come from `hints` instead of the search,
+    /// except in search regions (the hash chains are kept only for those).
     hinted: bool,
     hints: HintQueue,
     /// Stream position where the current search region ends (see hints.rs).
@@ -283,7 +283,7 @@ impl GoDeflater {
         })
     }
 
-    /// Takes matches from `hints_mut()` instead of searching (levels 2-9 only), except
+    /// Takes matches from `hints_mut()` instead of searching (levels 4-9 only), except
     /// in search regions: the stream the hints came from is rebuilt at a fraction of
     /// the cost. May start mid-stream (an encoder that found the level by searching).
     pub fn use_hints(&mut self) -> Result<(), String> {
