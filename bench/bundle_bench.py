@@ -579,7 +579,11 @@ def incremental_table(title: str, rows: list[dict], new: dict[str, int]) -> str:
     )
     body = []
     for r in rows:
-        label = "layer-level (raw)" if r["tool"] == "transship" else "file-level (--codec dedup)"
+        label = (
+            "layer-level (raw)"
+            if r["tool"] == "transship"
+            else "file-level (" + " ".join(CODEC_ARGS[r["tool"]]) + ")"
+        )
         if not r["available"]:
             body.append([label, "not available", "", "", "", "", "", "", r["reason"], ""])
             continue
