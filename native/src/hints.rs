@@ -15,8 +15,9 @@
 //! Packed form (stored zstd-compressed in a gzip recipe), one record per match or
 //! region in position order: varint(gap) | len - 3 (1 byte) | dist - 1 (2 bytes, little
 //! endian), where `gap` is the number of plain bytes between the end of the previous
-//! record (or the start) and this one; a region is varint(gap) | 0 | 0xffff | its
-//! length (2 bytes). Records never overlap, so the gap is never negative.
+//! record (or the start) and this one; a region is varint(gap) | flags (1: the final
+//! block) | 0xffff | its length (2 bytes). Records never overlap, so the gap is never
+//! negative.
 
 use std::collections::VecDeque;
 
@@ -29,12 +30,13 @@ const LITERAL_BLOCK_SIZES: [usize; 2] = [16383, 16384];
 const REGION_MARK: u16 = 0xffff;
 
 /// One match: `len` bytes at plain position `pos` copy those `dist` bytes back; or,
-/// with `dist` 0, a search region of `len` bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// with `dist` 0, a search region of `len` bytes (`last`: the stream's final block).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Hint {
     pub pos: u64,
     pub len: u16,
     pub dist: u16,
+    pub last: bool,
 }
 
 impl Hint {
@@ -46,12 +48,24 @@ impl Hint {
         self.dist == 0
     }
 
-    /// The search region for a stored block of `len` bytes at `pos`, if it needs one.
-    pub fn region_for_stored(pos: u64, len: usize) -> Option<Hint> {
+    /// A match hint.
+    pub fn at(pos: u64, len: u16, dist: u16) -> Hint {
+        Hint {
+            pos,
+            len,
+            dist,
+            last: false,
+        }
+    }
+
+    /// The search region for a stored block of `len` bytes at `pos` (`last`: the final
+    /// block), if it needs one.
+    pub fn region_for_stored(pos: u64, len: usize, last: bool) -> Option<Hint> {
         (len > 0 && !LITERAL_BLOCK_SIZES.contains(&len)).then_some(Hint {
             pos,
             len: len as u16,
             dist: 0,
+            last,
         })
     }
 }
@@ -67,7 +81,7 @@ pub fn pack(hints: &[Hint], last_end: &mut u64, out: &mut Vec<u8>) {
         }
         out.push(gap as u8);
         if h.is_region() {
-            out.push(0);
+            out.push(h.last as u8);
             out.extend_from_slice(&REGION_MARK.to_le_bytes());
             out.extend_from_slice(&h.len.to_le_bytes());
         } else {
@@ -146,7 +160,12 @@ impl HintQueue {
                 }
                 let len = u16::from_le_bytes([data[i + 3], data[i + 4]]);
                 at = i + 5;
-                self.push(Hint { pos, len, dist: 0 });
+                self.push(Hint {
+                    pos,
+                    len,
+                    dist: 0,
+                    last: data[i] & 1 == 1,
+                });
                 continue;
             }
             let len = data[i] as usize + MIN_LEN;
@@ -158,11 +177,7 @@ impl HintQueue {
             } else {
                 (0, 1)
             };
-            self.push(Hint {
-                pos,
-                len: len as u16,
-                dist: dist as u16,
-            });
+            self.push(Hint::at(pos, len as u16, dist as u16));
         }
         at
     }
@@ -261,10 +276,10 @@ mod tests {
         for i in 0..5000u64 {
             let len = 3 + (i * 37 % 256) as u16;
             let dist = 1 + (i * 7919 % 32768) as u16;
-            v.push(Hint { pos, len, dist });
+            v.push(Hint::at(pos, len, dist));
             pos += len as u64 + (i * i % 300);
             if i % 97 == 0 {
-                v.push(Hint::region_for_stored(pos, 16385 + i as usize).unwrap());
+                v.push(Hint::region_for_stored(pos, 16385 + i as usize, i % 2 == 0).unwrap());
                 pos += 16385 + i;
             }
         }
@@ -296,6 +311,7 @@ mod tests {
                 pos: h.0,
                 len: h.1,
                 dist: h.2,
+                ..Default::default()
             });
         }
         let at = |q: &mut HintQueue, pos| q.take_at(pos).map(|h| (h.len, h.dist));
@@ -315,6 +331,7 @@ mod tests {
             pos: 50,
             len: 100,
             dist: 0,
+            ..Default::default()
         });
         assert_eq!(q.take_at(70).map(|h| h.end()), Some(150));
     }
@@ -326,23 +343,26 @@ mod tests {
             pos: 10,
             len: 10,
             dist: 1,
+            ..Default::default()
         });
         q.push(Hint {
             pos: 15,
             len: 4,
             dist: 1,
+            ..Default::default()
         }); // overlaps the previous one
         q.push(Hint {
             pos: 30,
             len: 2,
             dist: 1,
+            ..Default::default()
         }); // too short
         assert_eq!(q.len(), 1);
         assert_eq!(
-            Hint::region_for_stored(0, 16384),
+            Hint::region_for_stored(0, 16384, false),
             None,
             "a full block of literals"
         );
-        assert_eq!(Hint::region_for_stored(0, 0), None);
+        assert_eq!(Hint::region_for_stored(0, 0, true), None);
     }
 }

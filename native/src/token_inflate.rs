@@ -657,6 +657,7 @@ impl TokenInflater {
             pos: self.buf_base + self.end as u64,
             len: len as u16,
             dist: dist as u16,
+            ..Default::default()
         });
         self.noncanonical |= nonstandard;
         let n = len.min(room);
@@ -683,8 +684,11 @@ impl TokenInflater {
                     return Err("invalid stored block lengths".into());
                 }
                 // Its matches are hidden: the encoders search for them there.
-                self.hints
-                    .extend(Hint::region_for_stored(self.total_out(), len as usize));
+                self.hints.extend(Hint::region_for_stored(
+                    self.total_out(),
+                    len as usize,
+                    h & 1 == 1,
+                ));
                 State::Stored(len as usize)
             }
             1 => {
@@ -1060,6 +1064,7 @@ unsafe fn fast_loop(
             pos: base + op as u64,
             len: len as u16,
             dist: dist as u16,
+            ..Default::default()
         });
         copy_match(outp, op, dist, len);
         op += len;
@@ -1458,6 +1463,7 @@ mod tests {
                         pos,
                         len: len as u16,
                         dist: dist as u16,
+                        ..Default::default()
                     });
                     pos += len as u64;
                 }
@@ -1467,6 +1473,7 @@ mod tests {
             pos,
             len: 5,
             dist: 0,
+            ..Default::default()
         });
         pos += 5;
         for t in second.iter() {
@@ -1477,6 +1484,7 @@ mod tests {
                         pos,
                         len: len as u16,
                         dist: dist as u16,
+                        ..Default::default()
                     });
                     pos += len as u64;
                 }
@@ -1661,7 +1669,8 @@ mod tests {
             vec![Hint {
                 pos: 1,
                 len: 3,
-                dist: 1
+                dist: 1,
+                ..Default::default()
             }]
         );
         // The unused code (bit 1) is invalid, as in zlib.

@@ -113,15 +113,14 @@ struct Head {
 }
 
 impl Head {
-    /// Whether `out`, the whole output of an encoder fed `plain`, is the original's
-    /// first `matched` bytes followed by `pending`, the unchecked output of the
-    /// candidate it stands in for.
-    fn same_bytes(&self, out: &[u8], matched: u64, pending: &[u8]) -> bool {
-        let m = matched as usize;
-        out.len() == m + pending.len()
-            && self.compressed.len() >= m
-            && out[..m] == self.compressed[..m]
-            && out[m..] == *pending
+    /// How many bytes of `out`, the whole output of an encoder fed `plain`, are now
+    /// seen to be the original's: all the original bytes at hand, or all of `out`,
+    /// whichever is shorter; at least `matched`, those of the candidate it stands in
+    /// for (a replaying encoder may be ahead: it copies a stored block's bytes as they
+    /// come). None if they differ.
+    fn checked_bytes(&self, out: &[u8], matched: u64) -> Option<u64> {
+        let n = out.len().min(self.compressed.len());
+        (n as u64 >= matched && out[..n] == self.compressed[..n]).then_some(n as u64)
     }
 }
 
@@ -256,9 +255,10 @@ impl Verifier {
                         };
                         head.hints.iter().for_each(|h| fresh.hints_mut().push(*h));
                         fresh.write(&head.plain);
-                        if head.same_bytes(fresh.output(), v.matched, v.enc.output()) {
-                            fresh.drain_output(v.matched as usize);
+                        if let Some(n) = head.checked_bytes(fresh.output(), v.matched) {
+                            fresh.drain_output(n as usize);
                             v.enc = fresh;
+                            v.matched = n;
                         }
                     }
                 }
@@ -284,9 +284,10 @@ impl Verifier {
                         head.hints.iter().for_each(|h| q.push(*h));
                     }
                     fresh.write(&head.plain);
-                    if head.same_bytes(fresh.output(), *matched, enc.output()) {
-                        fresh.drain_output(*matched as usize);
+                    if let Some(n) = head.checked_bytes(fresh.output(), *matched) {
+                        fresh.drain_output(n as usize);
                         *enc = fresh;
+                        *matched = n;
                     }
                 }
                 Candidate::Zlib { .. } => {}

@@ -78,6 +78,8 @@ pub struct ZlibPortDeflater {
     region_end: u64,
     /// A hinted encoder's chains hold every position before this one (0: none yet).
     chains_until: u64,
+    /// Stream position where the stored block being copied ends.
+    copy_end: u64,
 }
 
 #[inline(always)]
@@ -152,6 +154,7 @@ impl ZlibPortDeflater {
             slid: 0,
             region_end: 0,
             chains_until: 0,
+            copy_end: 0,
         })
     }
 
@@ -435,6 +438,12 @@ impl ZlibPortDeflater {
     /// (no hash chains): the same tokens and blocks as the search that chose them.
     fn deflate_hinted(&mut self, input: &mut &[u8], finish: bool) {
         loop {
+            if self.slid + (self.strstart as u64) < self.copy_end {
+                if !self.copy_stored(input, finish) {
+                    return;
+                }
+                continue;
+            }
             if self.lookahead < MIN_LOOKAHEAD {
                 self.fill_window(input);
                 if self.lookahead < MIN_LOOKAHEAD && !finish {
@@ -460,7 +469,12 @@ impl ZlibPortDeflater {
             let mut hint = None;
             if pos >= self.region_end {
                 match self.hints.take_at(pos) {
-                    Some(h) if h.is_region() => self.enter_region(h.end()),
+                    Some(h) if h.is_region() => {
+                        if self.start_stored(h) {
+                            continue;
+                        }
+                        self.enter_region(h.end())
+                    }
                     h => hint = h,
                 }
             }
@@ -521,6 +535,67 @@ impl ZlibPortDeflater {
         }
         self.match_available = false;
         self.end_of_input(finish);
+    }
+
+    /// At the start of a search region (a stored block), writes the block's header and
+    /// copies its bytes instead of searching for the matches it hides: those only
+    /// decided where the block ends and that it is stored, which the stream says. Needs
+    /// the tokens before it to fill the block before it exactly (the pending literal,
+    /// if any, is the last); false (search instead) otherwise, or for the final block.
+    fn start_stored(&mut self, h: crate::hints::Hint) -> bool {
+        let pos = self.slid + self.strstart as u64;
+        if h.last || h.pos != pos || self.match_length >= MIN_MATCH {
+            return false;
+        }
+        if self.match_available {
+            // The pending byte before the region is the last literal of its block.
+            if self.syms.len() + 1 != self.sym_end {
+                return false;
+            }
+            let c = self.window[self.strstart - 1];
+            self.tally_lit(c);
+            self.flush_block(false);
+            self.match_available = false;
+        } else if !self.syms.is_empty() {
+            return false;
+        }
+        self.bits.send(0, 3);
+        self.bits.windup();
+        self.bits.out.extend_from_slice(&h.len.to_le_bytes());
+        self.bits.out.extend_from_slice(&(!h.len).to_le_bytes());
+        self.copy_end = h.end();
+        true
+    }
+
+    /// Copies the next bytes of a stored block started by `start_stored`, pulling input
+    /// when deflate_slow would; false when it needs more input first.
+    fn copy_stored(&mut self, input: &mut &[u8], finish: bool) -> bool {
+        if self.lookahead < MIN_LOOKAHEAD {
+            self.fill_window(input);
+            if self.lookahead < MIN_LOOKAHEAD && !finish {
+                return false;
+            }
+        }
+        let left = self.copy_end - (self.slid + self.strstart as u64);
+        let room = if finish {
+            self.lookahead
+        } else {
+            self.lookahead + 1 - MIN_LOOKAHEAD
+        };
+        let n = (left.min(room as u64) as usize).max(1).min(self.lookahead);
+        if n == 0 {
+            self.copy_end = 0; // the data ended inside the block: not this stream
+            return true;
+        }
+        let at = self.strstart;
+        self.bits.out.extend_from_slice(&self.window[at..at + n]);
+        self.strstart += n;
+        self.lookahead -= n;
+        if n as u64 == left {
+            self.block_start = self.strstart as isize;
+            self.match_length = MIN_MATCH - 1;
+        }
+        true
     }
 
     /// `count` steps of deflate_hinted that find no match, with none pending.
