@@ -341,14 +341,20 @@ def test_stored_blocks_are_searched_for_the_matches_they_hide(early_replay: None
 def test_go_fast_and_store_modes_are_found_without_matches(
     gogzip: Path, early_replay: None
 ) -> None:
-    """Go's levels 1, 0 and HuffmanOnly cannot replay matches: checked as before."""
+    """Go's levels 1 and HuffmanOnly cannot replay matches: checked as before. Level 0
+    writes stored blocks only, which a replaying encoder copies as they are."""
     data = sample_data("text", 300_000)
     for level in (1, 0, -2):
         blob = go_gzip(gogzip, data, level)
         recipe, rebuilt = hinted_round_trip(blob)
         assert rebuilt == blob
-        assert recipe.members[0].encoder == GoEncoder(level), level
-        assert recipe.members[0].hints == b""
+        member = recipe.members[0]
+        if level == 0:
+            assert member.encoder in (GoEncoder(0), GoEncoder(6, hinted=True))
+            assert len(member.hints) < 100
+        else:
+            assert member.encoder == GoEncoder(level), level
+            assert member.hints == b""
 
 
 def test_fixture_layers_rebuild_from_their_stored_matches() -> None:

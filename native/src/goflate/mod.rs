@@ -229,6 +229,8 @@ pub struct GoDeflater {
     region_end: u64,
     /// A hinted encoder's chains hold every position before this one (0: none yet).
     chains_until: u64,
+    /// Stream position where the stored block being copied ends.
+    copy_end: u64,
 }
 
 impl GoDeflater {
@@ -280,6 +282,7 @@ impl GoDeflater {
             hints: HintQueue::new(),
             region_end: 0,
             chains_until: 0,
+            copy_end: 0,
         })
     }
 
@@ -425,6 +428,7 @@ impl GoDeflater {
             && self.hinted == o.hinted
             && self.region_end == o.region_end
             && self.chains_until == o.chains_until
+            && self.copy_end == o.copy_end
             && self.w.same_pending(&o.w)
             && self.tokens[..self.num_tokens] == o.tokens[..o.num_tokens]
             && self.window[..self.window_end] == o.window[..o.window_end]
@@ -673,6 +677,9 @@ impl GoDeflater {
             .min(SLIDE_POINT);
         while c.index < fast_end {
             if HINTED {
+                if self.copy_stored(&mut c, fast_end) {
+                    continue;
+                }
                 let run = self.literal_run_length(&c, fast_end);
                 if run > 0 {
                     self.literal_run::<LAZY>(&mut c, run);
@@ -836,11 +843,19 @@ impl GoDeflater {
     /// search region (a stored block, which hides its matches) the search runs.
     #[inline(always)]
     fn hinted_step<const LAZY: bool>(&mut self, c: &mut Cursor, index: usize) {
+        if self.copy_stored(c, index + 1) {
+            return;
+        }
         let pos = self.slides * WINDOW_SIZE as u64 + index as u64;
         let mut hint = None;
         if pos >= self.region_end {
             match self.hints.take_at(pos) {
-                Some(h) if h.is_region() => self.enter_region(index, h.end()),
+                Some(h) if h.is_region() => {
+                    if LAZY && self.start_stored(c, h) {
+                        return;
+                    }
+                    self.enter_region(index, h.end())
+                }
                 h => hint = h,
             }
         }
@@ -937,6 +952,53 @@ impl GoDeflater {
         c.index = end;
         c.length = MIN_MATCH_LENGTH - 1;
         c.offset = 0;
+    }
+
+    /// At the start of a search region (a stored block), writes the block's header
+    /// instead of searching for the matches it hides: those only decided where the
+    /// block ends and that it is stored, which the stream says; `copy_stored` then
+    /// copies its bytes. Needs the tokens before it to fill the block before it exactly
+    /// (the pending literal, if any, is the last); false (search instead) otherwise.
+    fn start_stored(&mut self, c: &mut Cursor, h: crate::hints::Hint) -> bool {
+        let index = c.index;
+        let pos = self.slides * WINDOW_SIZE as u64 + index as u64;
+        if h.pos != pos || c.length >= MIN_MATCH_LENGTH {
+            return false;
+        }
+        if c.byte_available {
+            if c.num_tokens + 1 != MAX_FLATE_BLOCK_TOKENS {
+                return false;
+            }
+            // The pending byte before the region is the last literal of its block.
+            self.tokens[c.num_tokens] = literal_token(self.window[index - 1] as u32);
+            self.write_block(index, MAX_FLATE_BLOCK_TOKENS);
+            c.num_tokens = 0;
+            c.byte_available = false;
+        } else if c.num_tokens != 0 {
+            return false;
+        }
+        self.w.write_stored_header(h.len as usize, false);
+        self.copy_end = h.end();
+        c.length = MIN_MATCH_LENGTH - 1;
+        c.offset = 0;
+        true
+    }
+
+    /// Copies the bytes of the stored block `start_stored` began, up to window index
+    /// `limit`; false when there is none to copy.
+    #[inline(always)]
+    fn copy_stored(&mut self, c: &mut Cursor, limit: usize) -> bool {
+        let pos = self.slides * WINDOW_SIZE as u64 + c.index as u64;
+        if pos >= self.copy_end {
+            return false;
+        }
+        let n = ((self.copy_end - pos) as usize).min(limit - c.index);
+        self.w.write_bytes_pub(&self.window[c.index..c.index + n]);
+        c.index += n;
+        if pos + n as u64 == self.copy_end {
+            self.block_start = c.index as i64;
+        }
+        true
     }
 
     /// Starts a search region ending at stream position `end`: the hash chains get
