@@ -7,10 +7,13 @@
 //! same bytes.
 //!
 //! A stored block hides its matches, yet the encoder counted them towards the block's
-//! end: such a block is a *search region*, where the encoder searches for its matches
-//! as it did originally (with its hash chains rebuilt from the window on entry). A
-//! stored block needs none when it holds exactly as many bytes as a full block has
-//! tokens (Go: 16384, zlib at memLevel 8: 16383), so all of them are literals.
+//! end: such a block is a *search region*. There the encoder writes the stored block as
+//! it is (its matches only decided where it ends and that it is stored, which the
+//! stream says), or, when that cannot be (the final block; tokens before it that do
+//! not end a block there), searches for its matches as it did originally, with its
+//! hash chains rebuilt from the window. A stored block needs no region when it holds
+//! exactly as many bytes as a full block has tokens (Go: 16384, zlib at memLevel 8:
+//! 16383): all of them are literals.
 //!
 //! Packed form (stored zstd-compressed in a gzip recipe), one record per match or
 //! region in position order: varint(gap) | len - 3 (1 byte) | dist - 1 (2 bytes, little

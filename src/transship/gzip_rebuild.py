@@ -33,8 +33,9 @@ which matches its encoder chose. With ``store_matches`` the Go and zlib encoders
 levels 4-9 (their lazy loops) replay those matches instead, once the search has found
 the level in the first blocks, and the recipe keeps them (``Member.hints``, packed as
 native/src/hints.rs says, zstd-compressed: 1-2 % of the tar for jar layers, 10-20 % for
-binaries and text). A stored block hides its matches, yet its encoder counted them: such
-a block is a *search region*, where the replaying encoder searches as the original did.
+binaries and text). A stored block hides its matches, yet its encoder counted them: the
+replaying encoder writes such a block as it is, or, where that cannot be, searches for
+its matches as the original did.
 The replay is checked from the stream's first byte like any candidate, and `rebuild`
 runs exactly that computation again.
 
@@ -68,8 +69,8 @@ any number of `analyze`/`rebuild` calls may run at once in different threads.
 
 Speed, per core, of plain data (docs/benchmarks.md): Go level 6 re-encoding 75-90 MB/s
 on jar layers and about 43 MB/s on binaries, level 1 at 150-450 MB/s; zlib level 6 about
-55 MB/s on jar layers and 30 MB/s on binaries; replaying stored matches 120-230 MB/s
-(less where stored blocks make the encoder search); preflate at about 10 MB/s (analysis)
+55 MB/s on jar layers and 30 MB/s on binaries; replaying stored matches 150-270 MB/s;
+preflate at about 10 MB/s (analysis)
 and 30-40 MB/s (rebuild).
 """
 
