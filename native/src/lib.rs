@@ -216,6 +216,44 @@ impl Deflater {
     }
 }
 
+/// The two inflaters, as their Python `decompress` uses them.
+trait Decompressor: Send {
+    fn decompress(&mut self, input: &[u8], max_length: usize) -> Result<usize, String>;
+    fn output(&self) -> &[u8];
+}
+
+impl Decompressor for inflate::Inflater {
+    fn decompress(&mut self, input: &[u8], max_length: usize) -> Result<usize, String> {
+        inflate::Inflater::decompress(self, input, max_length)
+    }
+    fn output(&self) -> &[u8] {
+        inflate::Inflater::output(self)
+    }
+}
+
+impl Decompressor for token_inflate::TokenInflater {
+    fn decompress(&mut self, input: &[u8], max_length: usize) -> Result<usize, String> {
+        token_inflate::TokenInflater::decompress(self, input, max_length)
+    }
+    fn output(&self) -> &[u8] {
+        token_inflate::TokenInflater::output(self)
+    }
+}
+
+/// (plain bytes, bytes of `data` used), with the GIL released while decoding.
+fn decompress_into_py<'py>(
+    inner: &mut impl Decompressor,
+    py: Python<'py>,
+    data: PyBuffer<u8>,
+    max_length: usize,
+) -> PyResult<(Bound<'py, PyBytes>, usize)> {
+    let data = bytes_of(&data)?;
+    let used = py
+        .allow_threads(|| inner.decompress(data, max_length))
+        .map_err(PyValueError::new_err)?;
+    Ok((PyBytes::new(py, inner.output()), used))
+}
+
 /// Streaming raw-deflate decompressor (zlib-rs).
 #[pyclass(module = "transship._native")]
 struct Inflater {
@@ -246,11 +284,7 @@ impl Inflater {
         data: PyBuffer<u8>,
         max_length: usize,
     ) -> PyResult<(Bound<'py, PyBytes>, usize)> {
-        let data = bytes_of(&data)?;
-        let used = py
-            .allow_threads(|| self.inner.decompress(data, max_length))
-            .map_err(PyValueError::new_err)?;
-        Ok((PyBytes::new(py, self.inner.output()), used))
+        decompress_into_py(&mut self.inner, py, data, max_length)
     }
 }
 
@@ -292,11 +326,7 @@ impl TokenInflater {
         data: PyBuffer<u8>,
         max_length: usize,
     ) -> PyResult<(Bound<'py, PyBytes>, usize)> {
-        let data = bytes_of(&data)?;
-        let used = py
-            .allow_threads(|| self.inner.decompress(data, max_length))
-            .map_err(PyValueError::new_err)?;
-        Ok((PyBytes::new(py, self.inner.output()), used))
+        decompress_into_py(&mut self.inner, py, data, max_length)
     }
 
     /// The matches decoded since the last call, packed (see hints.rs).

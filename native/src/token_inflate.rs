@@ -584,17 +584,17 @@ impl TokenInflater {
                         let mut out_pos = self.end;
                         // SAFETY: `buf` has SLACK bytes past `out_limit` (make_room).
                         let end_of_block = unsafe {
-                            (self.fast_loop)(
-                                &mut r,
+                            (self.fast_loop)(FastArgs {
+                                r: &mut r,
                                 lt,
                                 dt,
-                                &mut self.buf,
-                                &mut out_pos,
+                                out: &mut self.buf,
+                                out_pos: &mut out_pos,
                                 out_limit,
-                                self.buf_base,
-                                &mut self.hints,
-                                &mut self.noncanonical,
-                            )
+                                base: self.buf_base,
+                                hints: &mut self.hints,
+                                noncanonical: &mut self.noncanonical,
+                            })
                         };
                         self.end = out_pos;
                         if end_of_block? {
@@ -845,17 +845,21 @@ unsafe fn copy_match(out: *mut u8, op: usize, dist: usize, len: usize) {
     }
 }
 
-type FastLoop = unsafe fn(
-    &mut Reader,
-    &[u32],
-    &[u32],
-    &mut [u8],
-    &mut usize,
-    usize,
-    u64,
-    &mut Vec<Hint>,
-    &mut bool,
-) -> Result<bool, String>;
+/// What the fast loop works on: the reader, the code tables, the output buffer with
+/// its position and limit, the output's stream position and where matches go.
+struct FastArgs<'a, 'b> {
+    r: &'a mut Reader<'b>,
+    lt: &'a [u32],
+    dt: &'a [u32],
+    out: &'a mut [u8],
+    out_pos: &'a mut usize,
+    out_limit: usize,
+    base: u64,
+    hints: &'a mut Vec<Hint>,
+    noncanonical: &'a mut bool,
+}
+
+type FastLoop = unsafe fn(FastArgs) -> Result<bool, String>;
 
 /// `fast_loop` with BMI2 where the CPU has it (shifts by a variable count without the
 /// count register: shorter dependency chains from one code to the next).
@@ -871,54 +875,12 @@ fn pick_fast_loop() -> FastLoop {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "bmi2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn fast_loop_bmi2(
-    r: &mut Reader,
-    lt: &[u32],
-    dt: &[u32],
-    out: &mut [u8],
-    out_pos: &mut usize,
-    out_limit: usize,
-    base: u64,
-    hints: &mut Vec<Hint>,
-    noncanonical: &mut bool,
-) -> Result<bool, String> {
-    fast_loop(
-        r,
-        lt,
-        dt,
-        out,
-        out_pos,
-        out_limit,
-        base,
-        hints,
-        noncanonical,
-    )
+unsafe fn fast_loop_bmi2(args: FastArgs) -> Result<bool, String> {
+    fast_loop(args)
 }
 
-#[allow(clippy::too_many_arguments)]
-unsafe fn fast_loop_plain(
-    r: &mut Reader,
-    lt: &[u32],
-    dt: &[u32],
-    out: &mut [u8],
-    out_pos: &mut usize,
-    out_limit: usize,
-    base: u64,
-    hints: &mut Vec<Hint>,
-    noncanonical: &mut bool,
-) -> Result<bool, String> {
-    fast_loop(
-        r,
-        lt,
-        dt,
-        out,
-        out_pos,
-        out_limit,
-        base,
-        hints,
-        noncanonical,
-    )
+unsafe fn fast_loop_plain(args: FastArgs) -> Result<bool, String> {
+    fast_loop(args)
 }
 
 /// The hot loop: decodes symbols while at least FAST_IN_MARGIN input bytes and
@@ -927,19 +889,19 @@ unsafe fn fast_loop_plain(
 /// # Safety
 /// `out` must have at least `out_limit + SLACK` bytes, `lt`/`dt` must be tables built
 /// by `build_table` with LITLEN_ENOUGH / DIST_ENOUGH entries.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn fast_loop(
-    r: &mut Reader,
-    lt: &[u32],
-    dt: &[u32],
-    out: &mut [u8],
-    out_pos: &mut usize,
-    out_limit: usize,
-    base: u64,
-    hints: &mut Vec<Hint>,
-    noncanonical: &mut bool,
-) -> Result<bool, String> {
+unsafe fn fast_loop(args: FastArgs) -> Result<bool, String> {
+    let FastArgs {
+        r,
+        lt,
+        dt,
+        out,
+        out_pos,
+        out_limit,
+        base,
+        hints,
+        noncanonical,
+    } = args;
     debug_assert!(out.len() >= out_limit + SLACK);
     debug_assert!(lt.len() == LITLEN_ENOUGH && dt.len() == DIST_ENOUGH);
     let src = r.src;

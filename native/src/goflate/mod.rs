@@ -168,6 +168,17 @@ fn hash4(b: &[u8]) -> u32 {
     v.wrapping_mul(HASHMUL) >> (32 - HASH_BITS)
 }
 
+/// Whether a step outputs a match: the one found at the previous step when the
+/// current one is not better (lazy), or the one found here (greedy).
+#[inline(always)]
+fn emits_match<const LAZY: bool>(prev_length: usize, length: usize) -> bool {
+    if LAZY {
+        prev_length >= MIN_MATCH_LENGTH && length <= prev_length
+    } else {
+        length >= MIN_MATCH_LENGTH
+    }
+}
+
 /// The per-position state of the deflate loop, kept in locals while it runs.
 struct Cursor {
     index: usize,
@@ -783,11 +794,7 @@ impl GoDeflater {
                 c.offset = new_offset;
             }
         }
-        let emit_match = if LAZY {
-            prev_length >= MIN_MATCH_LENGTH && c.length <= prev_length
-        } else {
-            c.length >= MIN_MATCH_LENGTH
-        };
+        let emit_match = emits_match::<LAZY>(prev_length, c.length);
         if emit_match {
             // There was a match at the previous step and the current one is not
             // better (lazy), or there is a match here (greedy): output it.
@@ -879,11 +886,7 @@ impl GoDeflater {
                 c.offset = dist;
             }
         }
-        let emit_match = if LAZY {
-            prev_length >= MIN_MATCH_LENGTH && c.length <= prev_length
-        } else {
-            c.length >= MIN_MATCH_LENGTH
-        };
+        let emit_match = emits_match::<LAZY>(prev_length, c.length);
         if !emit_match {
             self.add_literal::<LAZY>(c);
             return;

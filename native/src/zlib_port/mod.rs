@@ -44,6 +44,13 @@ const CONFIG: [(usize, usize, usize, usize); 10] = [
     (32, 258, 258, 4096),
 ];
 
+/// Whether the next step of a deflate loop can run (see `fill_for_step`).
+enum Step {
+    Go,
+    NeedInput,
+    End,
+}
+
 pub struct ZlibPortDeflater {
     level: usize,
     window: Vec<u8>,
@@ -368,16 +375,27 @@ impl ZlibPortDeflater {
         self.block_start = self.strstart as isize;
     }
 
+    /// The top of zlib's deflate_fast and deflate_slow loops: input is pulled in when
+    /// fewer than MIN_LOOKAHEAD bytes are left; may a step run now?
+    fn fill_for_step(&mut self, input: &mut &[u8], finish: bool) -> Step {
+        if self.lookahead < MIN_LOOKAHEAD {
+            self.fill_window(input);
+            if self.lookahead < MIN_LOOKAHEAD && !finish {
+                return Step::NeedInput;
+            }
+            if self.lookahead == 0 {
+                return Step::End;
+            }
+        }
+        Step::Go
+    }
+
     fn deflate_fast(&mut self, input: &mut &[u8], finish: bool) {
         loop {
-            if self.lookahead < MIN_LOOKAHEAD {
-                self.fill_window(input);
-                if self.lookahead < MIN_LOOKAHEAD && !finish {
-                    return;
-                }
-                if self.lookahead == 0 {
-                    break;
-                }
+            match self.fill_for_step(input, finish) {
+                Step::Go => {}
+                Step::NeedInput => return,
+                Step::End => break,
             }
             let mut hash_head = 0;
             if self.lookahead >= MIN_MATCH {
@@ -444,14 +462,10 @@ impl ZlibPortDeflater {
                 }
                 continue;
             }
-            if self.lookahead < MIN_LOOKAHEAD {
-                self.fill_window(input);
-                if self.lookahead < MIN_LOOKAHEAD && !finish {
-                    return;
-                }
-                if self.lookahead == 0 {
-                    break;
-                }
+            match self.fill_for_step(input, finish) {
+                Step::Go => {}
+                Step::NeedInput => return,
+                Step::End => break,
             }
             let strstart = self.strstart;
             let pos = self.slid + strstart as u64;
@@ -570,23 +584,22 @@ impl ZlibPortDeflater {
     /// Copies the next bytes of a stored block started by `start_stored`, pulling input
     /// when deflate_slow would; false when it needs more input first.
     fn copy_stored(&mut self, input: &mut &[u8], finish: bool) -> bool {
-        if self.lookahead < MIN_LOOKAHEAD {
-            self.fill_window(input);
-            if self.lookahead < MIN_LOOKAHEAD && !finish {
-                return false;
+        match self.fill_for_step(input, finish) {
+            Step::Go => {}
+            Step::NeedInput => return false,
+            Step::End => {
+                self.copy_end = 0; // the data ended inside the block: not this stream
+                return true;
             }
         }
         let left = self.copy_end - (self.slid + self.strstart as u64);
-        let room = if finish {
-            self.lookahead
-        } else {
+        // As many bytes as deflate_slow's steps would take before it pulls input again.
+        let room = if self.lookahead >= MIN_LOOKAHEAD {
             self.lookahead + 1 - MIN_LOOKAHEAD
+        } else {
+            self.lookahead // finishing
         };
-        let n = (left.min(room as u64) as usize).max(1).min(self.lookahead);
-        if n == 0 {
-            self.copy_end = 0; // the data ended inside the block: not this stream
-            return true;
-        }
+        let n = left.min(room as u64) as usize;
         let at = self.strstart;
         self.bits.out.extend_from_slice(&self.window[at..at + n]);
         self.strstart += n;
