@@ -1415,43 +1415,24 @@ mod tests {
             .collect();
         fixed_block(&mut w, &second, true, odd_258, &mut plain);
         // The expected hints, from the tokens.
-        let mut hints = Vec::new();
+        let matches_of = |tokens: &[Tok], pos: &mut u64| -> Vec<Hint> {
+            let mut found = Vec::new();
+            for t in tokens {
+                match *t {
+                    Lit(_) => *pos += 1,
+                    Match(len, dist) => {
+                        found.push(Hint::at(*pos, len as u16, dist as u16));
+                        *pos += len as u64;
+                    }
+                }
+            }
+            found
+        };
         let mut pos = 0u64;
-        for t in first.iter() {
-            match *t {
-                Lit(_) => pos += 1,
-                Match(len, dist) => {
-                    hints.push(Hint {
-                        pos,
-                        len: len as u16,
-                        dist: dist as u16,
-                        ..Default::default()
-                    });
-                    pos += len as u64;
-                }
-            }
-        }
-        hints.push(Hint {
-            pos,
-            len: 5,
-            dist: 0,
-            ..Default::default()
-        });
+        let mut hints = matches_of(&first, &mut pos);
+        hints.extend(Hint::region_for_stored(pos, 5, false));
         pos += 5;
-        for t in second.iter() {
-            match *t {
-                Lit(_) => pos += 1,
-                Match(len, dist) => {
-                    hints.push(Hint {
-                        pos,
-                        len: len as u16,
-                        dist: dist as u16,
-                        ..Default::default()
-                    });
-                    pos += len as u64;
-                }
-            }
-        }
+        hints.extend(matches_of(&second, &mut pos));
         assert_eq!(pos as usize, plain.len());
         (w.finish(), plain, hints)
     }
