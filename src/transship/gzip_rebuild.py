@@ -97,6 +97,7 @@ except ImportError:  # pragma: no cover - isal is a dependency, but optional her
 __all__ = [
     "GoEncoder",
     "GzipFormatError",
+    "MatchesTooCostly",
     "Member",
     "PreflateEncoder",
     "RebuildImpossible",
@@ -116,6 +117,11 @@ class RebuildImpossible(TransshipError):
 
 class GzipFormatError(RebuildImpossible):
     """The input is not a complete, valid gzip stream (truncated, corrupt, not gzip)."""
+
+
+class MatchesTooCostly(RebuildImpossible):
+    """The stream's matches would take more than allowed to store, and the caller asked
+    to stop there rather than decompress the rest (`stop_when_matches_costly`)."""
 
 
 class RecipeError(BundleError):
@@ -313,6 +319,7 @@ def analyze(
     check: bool = True,
     store_matches: bool = False,
     max_matches_share: float = 1.0,
+    stop_when_matches_costly: bool = False,
 ) -> Recipe:
     """Read the gzip blob `gz_stream` once, pass its decompressed bytes to `plain_sink`
     in order as they come, and return the checked `Recipe` that rebuilds the blob.
@@ -333,7 +340,8 @@ def analyze(
     rebuild keeps its matches (`Member.hints`: 1-2 % of the plain size for jar layers,
     10-20 % for binaries and text). With `check=False` that replay is the only check
     made: a member it cannot rebuild, or whose matches would take more than
-    `max_matches_share` of its plain size, comes back `UNCHECKED`.
+    `max_matches_share` of its plain size, comes back `UNCHECKED`; with
+    `stop_when_matches_costly` the latter raises MatchesTooCostly at once instead.
     """
     reader = _Reader(gz_stream)
     members: list[Member] = []
@@ -344,7 +352,14 @@ def analyze(
                 reader,
                 header,
                 plain_sink,
-                _Checks(threaded, allow_preflate, check, store_matches, max_matches_share),
+                _Checks(
+                    threaded,
+                    allow_preflate,
+                    check,
+                    store_matches,
+                    max_matches_share,
+                    stop_when_matches_costly,
+                ),
             )
         )
         rest = reader.peek(2)
@@ -369,6 +384,7 @@ class _Checks:
     full: bool
     replay: bool
     max_matches_share: float
+    stop_when_costly: bool = False
 
 
 # Plain bytes after which stored matches are weighed against `max_matches_share`.
@@ -422,6 +438,11 @@ def _analyze_member(
                 if hints.size > _MAX_STORED_MATCHES or (
                     size >= _MATCHES_WEIGHED_AFTER and hints.size > share
                 ):
+                    if checks.stop_when_costly:
+                        raise MatchesTooCostly(
+                            "its matches would take more than "
+                            f"{checks.max_matches_share:.0%} of it to store"
+                        )
                     hints, costly = None, True  # not worth storing: a search will do
                     verify.stop()
             verify.feed(plain, used, packed)

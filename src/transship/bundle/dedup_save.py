@@ -285,11 +285,20 @@ class DedupBundleSave:
                     check=False,
                     store_matches=replay,
                     max_matches_share=MAX_HINTS_SHARE,
+                    stop_when_matches_costly=replay and not self.parents,
                 )
                 if layout.compressed_size != desc.size:
                     raise gzip_rebuild.GzipFormatError(
                         f"the gzip data covers {layout.compressed_size} of {desc.size} bytes"
                     )
+            except gzip_rebuild.MatchesTooCostly:
+                # Rebuilding would take the full re-encode at load. Without parent
+                # bundles that pays only for a layer most of whose files other rebuilt
+                # layers hold too, which the payoff (dedup/payoff.py) finds worth it at
+                # no effort but max: keep it now, without splitting the rest of it.
+                layer.abort()
+                self._record(desc, "raw", REASON_LOW_GAIN)
+                return self._raw(desc, stream.replay(), sink, REASON_LOW_GAIN)
             except gzip_rebuild.RebuildImpossible as exc:
                 layer.abort()
                 return self._raw_layer(desc, stream.replay(), sink, exc)
