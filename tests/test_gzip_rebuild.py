@@ -26,6 +26,7 @@ from transship.errors import BundleError, TransshipError
 from transship.gzip_rebuild import (
     GoEncoder,
     GzipFormatError,
+    MatchesTooCostly,
     PreflateEncoder,
     RebuildImpossible,
     Recipe,
@@ -395,6 +396,24 @@ def test_replay_alone_checks_what_it_can_and_leaves_the_rest_unchecked(
     assert costly.rebuild_seconds() > checked.rebuild_seconds()
     for path in sorted(LAYERS_DIR.glob("*gnu-gzip-6.gz")):
         assert not analyze(path.open("rb"), lambda _: None, **quick).checked
+
+
+def test_costly_matches_can_stop_the_analysis_at_once() -> None:
+    """stop_when_matches_costly: the caller keeps such a layer as it is, so the rest of
+    it is not decompressed for nothing."""
+    text = gzip.compress(sample_data("text", 8_000_000), compresslevel=6, mtime=0)
+    seen = 0
+
+    def sink(piece: bytes) -> None:
+        nonlocal seen
+        seen += len(piece)
+
+    options = {"check": False, "store_matches": True, "max_matches_share": 0.05}
+    with pytest.raises(MatchesTooCostly, match="5%"):
+        analyze(io.BytesIO(text), sink, **options, stop_when_matches_costly=True)
+    assert 0 < seen < 8_000_000
+    assert analyze(io.BytesIO(text), lambda _: None, **options).costly_matches
+    assert isinstance(MatchesTooCostly("x"), RebuildImpossible)
 
 
 def test_damaged_stored_matches_never_give_the_original_silently(early_replay: None) -> None:

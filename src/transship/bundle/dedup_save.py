@@ -7,7 +7,11 @@ Each blob the engine hands over (from any number of threads) goes one of three w
   collector, the rest into the layer's recipe), the compressed bytes into a spool file.
   Meanwhile the gzip encoders replay the stream's own matches to prove that it
   rebuilds bit for bit, where those matches are cheap to store (jar layers: 1-2 % of
-  the tar; `MAX_HINTS_SHARE`). Its entry stays open (`deferred`). Then `settle`, once
+  the tar; `MAX_HINTS_SHARE`). A layer whose matches cost more is, without parent
+  bundles, stored as it is at once: rebuilding it would need the full re-encode, which
+  hardly ever pays (dedup/payoff.py) but at `--dedup-effort max`, where no matches are
+  stored and every layer is split. Other gzip layers' entries stay open (`deferred`).
+  Then `settle`, once
   every layer is split, chooses the layers worth rebuilding (dedup/payoff.py: the bytes
   a rebuild saves against the seconds of gzip re-encoding it costs at save and at
   load), waits for the proof of those the replay could not check (`gzip_rebuild.analyze`
