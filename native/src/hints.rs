@@ -208,12 +208,6 @@ impl HintQueue {
         self.finished = true;
     }
 
-    /// Also declares that no hint starts before `pos` other than those pushed (for a
-    /// producer that has looked at the plain data up to there).
-    pub fn known_until(&mut self, pos: u64) {
-        self.horizon = self.horizon.max(pos);
-    }
-
     /// Every hint starting before this position is known.
     pub fn horizon(&self) -> u64 {
         if self.finished {

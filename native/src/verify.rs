@@ -97,8 +97,9 @@ pub struct Verifier {
     finished: bool,
     /// `use_hints` was called: only the candidates that replay take hints.
     replaying: bool,
-    /// What was fed until `use_hints`, for the candidates that then replay from the
-    /// start; dropped when it grows past MAX_HEAD.
+    /// The plain data and hints fed until `use_hints`, for the candidates that then
+    /// replay from the start (the original bytes stay in `expected`, not trimmed
+    /// meanwhile); dropped when it grows past MAX_HEAD.
     head: Option<Head>,
 }
 
@@ -108,20 +109,17 @@ const MAX_HEAD: usize = 16 << 20;
 #[derive(Default)]
 struct Head {
     plain: Vec<u8>,
-    compressed: Vec<u8>,
     hints: Vec<Hint>,
 }
 
-impl Head {
-    /// How many bytes of `out`, the whole output of an encoder fed `plain`, are now
-    /// seen to be the original's: all the original bytes at hand, or all of `out`,
-    /// whichever is shorter; at least `matched`, those of the candidate it stands in
-    /// for (a replaying encoder may be ahead: it copies a stored block's bytes as they
-    /// come). None if they differ.
-    fn checked_bytes(&self, out: &[u8], matched: u64) -> Option<u64> {
-        let n = out.len().min(self.compressed.len());
-        (n as u64 >= matched && out[..n] == self.compressed[..n]).then_some(n as u64)
-    }
+/// How many bytes of `out`, the whole output of an encoder fed the head, are now seen to
+/// be the `original`'s: all the original bytes at hand, or all of `out`, whichever is
+/// shorter; at least `matched`, those of the candidate it stands in for (a replaying
+/// encoder may be ahead: it copies a stored block's bytes as they come). None if they
+/// differ.
+fn checked_bytes(original: &[u8], out: &[u8], matched: u64) -> Option<u64> {
+    let n = out.len().min(original.len());
+    (n as u64 >= matched && out[..n] == original[..n]).then_some(n as u64)
 }
 
 impl Verifier {
@@ -243,6 +241,8 @@ impl Verifier {
         let Some(head) = self.head.take() else {
             return; // too far in to replay from the start
         };
+        debug_assert_eq!(self.base, 0, "nothing is trimmed while the head is kept");
+        let original = &self.expected[..];
         for cand in self.candidates.iter_mut() {
             match cand {
                 Candidate::Go { level, variants } => {
@@ -255,7 +255,7 @@ impl Verifier {
                         };
                         head.hints.iter().for_each(|h| fresh.hints_mut().push(*h));
                         fresh.write(&head.plain);
-                        if let Some(n) = head.checked_bytes(fresh.output(), v.matched) {
+                        if let Some(n) = checked_bytes(original, fresh.output(), v.matched) {
                             fresh.drain_output(n as usize);
                             v.enc = fresh;
                             v.matched = n;
@@ -284,7 +284,7 @@ impl Verifier {
                         head.hints.iter().for_each(|h| q.push(*h));
                     }
                     fresh.write(&head.plain);
-                    if let Some(n) = head.checked_bytes(fresh.output(), *matched) {
+                    if let Some(n) = checked_bytes(original, fresh.output(), *matched) {
                         fresh.drain_output(n as usize);
                         *enc = fresh;
                         *matched = n;
@@ -304,7 +304,6 @@ impl Verifier {
                 self.head = None;
             } else {
                 head.plain.extend_from_slice(plain);
-                head.compressed.extend_from_slice(compressed);
             }
         }
         self.expected.extend_from_slice(compressed);
@@ -432,6 +431,9 @@ impl Verifier {
 
     /// Forgets original bytes every live candidate has already matched.
     fn trim(&mut self) {
+        if self.head.is_some() {
+            return; // `use_hints` compares with the original from its start
+        }
         let upto = self.min_matched().unwrap_or(self.total_expected);
         let n = (upto - self.base) as usize;
         if n > 0 && (n >= self.expected.len() / 2 || n >= 1 << 20) {

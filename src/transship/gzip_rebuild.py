@@ -35,9 +35,8 @@ the level in the first blocks, and the recipe keeps them (``Member.hints``, pack
 native/src/hints.rs says, zstd-compressed: 1-2 % of the tar for jar layers, 10-20 % for
 binaries and text). A stored block hides its matches, yet its encoder counted them: the
 replaying encoder writes such a block as it is, or, where that cannot be, searches for
-its matches as the original did.
-The replay is checked from the stream's first byte like any candidate, and `rebuild`
-runs exactly that computation again.
+its matches as the original did. The replay is checked from the stream's first byte
+like any candidate, and `rebuild` runs exactly that computation again.
 
 Usage (save side)::
 
@@ -63,7 +62,8 @@ Memory stays bounded whatever the layer size: about 1 MiB per candidate encoder 
 a few MiB of buffers while analysing (peak RSS of a whole process analysing a 1.5 GB
 layer: 60 MiB), a few MiB while rebuilding with go/zlib; preflate works in chunks of
 at most 32 MiB of plain data. Stored matches are held compressed, at most 64 MiB of
-them per member (past that the replay gives up and the member is checked by search). Native calls release the GIL; `analyze` runs the encoders
+them per member (past that the replay gives up and the member is checked by search).
+Native calls release the GIL; `analyze` runs the encoders
 in a worker thread so that they overlap with decompression and with `plain_sink`, and
 any number of `analyze`/`rebuild` calls may run at once in different threads.
 
@@ -135,8 +135,9 @@ class RecipeError(BundleError):
 @dataclass(frozen=True)
 class GoEncoder:
     """Go compress/flate at `level` (-2 HuffmanOnly, 0-9); `early_slides` lists the
-    window frames where the original writer slid its window early. `hinted`: the
-    matches come from the member's stored hints (levels 2-9 alike), not a search."""
+    window frames where the original writer slid its window early. `hinted` (levels
+    4-9): the matches come from the member's stored hints, not a search, except where
+    a stored block that cannot be copied makes the encoder search."""
 
     level: int
     early_slides: tuple[int, ...] = ()
@@ -154,8 +155,8 @@ class GoEncoder:
 
 @dataclass(frozen=True)
 class ZlibEncoder:
-    """zlib raw deflate with these parameters (window bits 15). `hinted`: the matches
-    come from the member's stored hints (levels 1-9 alike), not a search."""
+    """zlib raw deflate with these parameters (window bits 15). `hinted` (levels 4-9):
+    the matches come from the member's stored hints, as for `GoEncoder`."""
 
     level: int
     mem_level: int = 8
@@ -1027,16 +1028,16 @@ def _encode_recipe(recipe: Recipe) -> bytes:
             w.uint(enc.level)
             w.uint(enc.mem_level)
             w.uint(enc.strategy)
-        if isinstance(enc, GoEncoder | ZlibEncoder):
-            w.uint(int(enc.hinted))
-            if enc.hinted:
-                w.blob(m.hints)
         else:
             w.uint(_KIND_PREFLATE)
             w.uint(len(enc.chunks))
             for length, corrections in enc.chunks:
                 w.uint(length)
                 w.blob(corrections)
+        if isinstance(enc, GoEncoder | ZlibEncoder):
+            w.uint(int(enc.hinted))
+            if enc.hinted:
+                w.blob(m.hints)
     w.blob(recipe.tail)
     w.uint(recipe.compressed_size)
     body = bytes(w.buf)

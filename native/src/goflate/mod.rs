@@ -409,9 +409,15 @@ impl GoDeflater {
         }
     }
 
+    /// The stream position of window index `index` (what hints are keyed by).
+    #[inline(always)]
+    fn stream_pos(&self, index: usize) -> u64 {
+        self.slides * WINDOW_SIZE as u64 + index as u64
+    }
+
     /// Whether early and late sliding give different searches at the pending decision.
     pub fn slide_would_matter(&self) -> bool {
-        let pos = self.slides * WINDOW_SIZE as u64 + self.index as u64;
+        let pos = self.stream_pos(self.index);
         if self.hinted && pos >= self.region_end {
             // Hints do not depend on the window; only a block written in the step at
             // the slide point can: sliding first takes away its stored-block option.
@@ -853,7 +859,7 @@ impl GoDeflater {
         if self.copy_stored(c, index + 1) {
             return;
         }
-        let pos = self.slides * WINDOW_SIZE as u64 + index as u64;
+        let pos = self.stream_pos(index);
         let mut hint = None;
         if pos >= self.region_end {
             match self.hints.take_at(pos) {
@@ -869,7 +875,7 @@ impl GoDeflater {
         if pos < self.region_end {
             self.deflate_step::<LAZY, false, false>(c);
             // Every position before the next step's is in the chains by then.
-            self.chains_until = pos - index as u64 + c.index as u64;
+            self.chains_until = self.stream_pos(c.index);
             return;
         }
         let lookahead = self.window_end - index;
@@ -924,7 +930,7 @@ impl GoDeflater {
         if c.length >= MIN_MATCH_LENGTH {
             return 0; // the next step outputs the pending match
         }
-        let pos = self.slides * WINDOW_SIZE as u64 + c.index as u64;
+        let pos = self.stream_pos(c.index);
         if pos < self.region_end {
             return 0;
         }
@@ -964,7 +970,7 @@ impl GoDeflater {
     /// (the pending literal, if any, is the last); false (search instead) otherwise.
     fn start_stored(&mut self, c: &mut Cursor, h: crate::hints::Hint) -> bool {
         let index = c.index;
-        let pos = self.slides * WINDOW_SIZE as u64 + index as u64;
+        let pos = self.stream_pos(index);
         if h.pos != pos || c.length >= MIN_MATCH_LENGTH {
             return false;
         }
@@ -991,7 +997,7 @@ impl GoDeflater {
     /// `limit`; false when there is none to copy.
     #[inline(always)]
     fn copy_stored(&mut self, c: &mut Cursor, limit: usize) -> bool {
-        let pos = self.slides * WINDOW_SIZE as u64 + c.index as u64;
+        let pos = self.stream_pos(c.index);
         if pos >= self.copy_end {
             return false;
         }
@@ -1009,7 +1015,7 @@ impl GoDeflater {
     /// last region when it was less than a window back (stored blocks come in runs),
     /// else the whole window afresh.
     fn enter_region(&mut self, index: usize, end: u64) {
-        let pos = self.slides * WINDOW_SIZE as u64 + index as u64;
+        let pos = self.stream_pos(index);
         let mut start = index.saturating_sub(WINDOW_SIZE);
         if self.chains_until > 0 && pos - self.chains_until < (index - start) as u64 {
             start = index - (pos - self.chains_until) as usize;

@@ -165,6 +165,12 @@ impl ZlibPortDeflater {
         })
     }
 
+    /// The stream position of `strstart` (what hints are keyed by).
+    #[inline(always)]
+    fn stream_pos(&self) -> u64 {
+        self.slid + self.strstart as u64
+    }
+
     /// Takes matches from `hints_mut()` instead of searching, except in search regions
     /// (levels 4-9: deflate_slow's): the stream the hints came from is rebuilt at a
     /// fraction of the cost. May start mid-stream (an encoder that found the level by
@@ -456,7 +462,7 @@ impl ZlibPortDeflater {
     /// (no hash chains): the same tokens and blocks as the search that chose them.
     fn deflate_hinted(&mut self, input: &mut &[u8], finish: bool) {
         loop {
-            if self.slid + (self.strstart as u64) < self.copy_end {
+            if self.stream_pos() < self.copy_end {
                 if !self.copy_stored(input, finish) {
                     return;
                 }
@@ -468,7 +474,7 @@ impl ZlibPortDeflater {
                 Step::End => break,
             }
             let strstart = self.strstart;
-            let pos = self.slid + strstart as u64;
+            let pos = self.stream_pos();
             if self.match_length < MIN_MATCH && pos >= self.region_end {
                 // Up to the next hint (while no fill is due), every step outputs the
                 // pending byte as a literal, or only makes its byte pending.
@@ -498,13 +504,6 @@ impl ZlibPortDeflater {
             if searching {
                 self.prev_length = prev_length;
                 self.search_slow();
-                // Every position before the next step's is in the chains by then.
-                self.chains_until = pos
-                    + if prev_length >= MIN_MATCH && self.match_length <= prev_length {
-                        prev_length as u64 - 1
-                    } else {
-                        1
-                    };
             } else if let Some(h) = hint {
                 let (len, dist) = (h.len as usize, h.dist as usize);
                 // Only what zlib could have chosen; anything else stays a literal (the
@@ -542,6 +541,10 @@ impl ZlibPortDeflater {
                 self.strstart += 1;
                 self.lookahead -= 1;
             }
+            if searching {
+                // Every position before the next step's is in the chains by now.
+                self.chains_until = self.stream_pos();
+            }
         }
         if self.match_available {
             let c = self.window[self.strstart - 1];
@@ -557,7 +560,7 @@ impl ZlibPortDeflater {
     /// the tokens before it to fill the block before it exactly (the pending literal,
     /// if any, is the last); false (search instead) otherwise, or for the final block.
     fn start_stored(&mut self, h: crate::hints::Hint) -> bool {
-        let pos = self.slid + self.strstart as u64;
+        let pos = self.stream_pos();
         if h.last || h.pos != pos || self.match_length >= MIN_MATCH {
             return false;
         }
@@ -592,7 +595,7 @@ impl ZlibPortDeflater {
                 return true;
             }
         }
-        let left = self.copy_end - (self.slid + self.strstart as u64);
+        let left = self.copy_end - self.stream_pos();
         // As many bytes as deflate_slow's steps would take before it pulls input again.
         let room = if self.lookahead >= MIN_LOOKAHEAD {
             self.lookahead + 1 - MIN_LOOKAHEAD
@@ -650,7 +653,7 @@ impl ZlibPortDeflater {
     /// the last region when it was less than a window back (stored blocks come in
     /// runs), else the whole window afresh.
     fn enter_region(&mut self, end: u64) {
-        let pos = self.slid + self.strstart as u64;
+        let pos = self.stream_pos();
         let mut start = self.strstart.saturating_sub(W_SIZE);
         if self.chains_until > 0 && pos - self.chains_until < (self.strstart - start) as u64 {
             start = self.strstart - (pos - self.chains_until) as usize;
