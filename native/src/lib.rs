@@ -16,6 +16,7 @@ pub mod hints;
 pub mod inflate;
 pub mod preflate;
 pub mod token_inflate;
+pub mod transcript;
 pub mod verify;
 pub mod zlib_enc;
 pub mod zlib_port;
@@ -298,10 +299,16 @@ struct TokenInflater {
 
 #[pymethods]
 impl TokenInflater {
+    /// `transcript`: `take_transcript` will be called instead of `take_hints`.
     #[new]
-    fn new() -> Self {
+    #[pyo3(signature = (transcript=false))]
+    fn new(transcript: bool) -> Self {
+        let mut inner = token_inflate::TokenInflater::new();
+        if transcript {
+            inner.record_transcript();
+        }
         TokenInflater {
-            inner: token_inflate::TokenInflater::new(),
+            inner,
             hints: Vec::new(),
             packed_until: 0,
         }
@@ -336,6 +343,117 @@ impl TokenInflater {
         let mut packed = Vec::with_capacity(self.hints.len() * 4);
         hints::pack(&self.hints, &mut self.packed_until, &mut packed);
         PyBytes::new(py, &packed)
+    }
+
+    /// The transcript records (block headers, matches) decoded since the last call,
+    /// packed (see transcript.rs); empty unless made with `transcript=True`.
+    fn take_transcript<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.take_transcript())
+    }
+}
+
+/// Checks, as a stream is decoded, that its transcript writes it back bit for bit.
+#[pyclass(module = "transship._native")]
+struct TranscriptCheck {
+    inner: transcript::TranscriptCheck,
+}
+
+#[pymethods]
+impl TranscriptCheck {
+    #[new]
+    fn new() -> Self {
+        TranscriptCheck {
+            inner: transcript::TranscriptCheck::new(),
+        }
+    }
+
+    /// False once the transcript wrote something else than the stream.
+    #[getter]
+    fn ok(&self) -> bool {
+        self.inner.ok()
+    }
+
+    /// The next plain and compressed bytes, and the packed transcript records that the
+    /// decoder told with them.
+    fn feed(
+        &mut self,
+        py: Python<'_>,
+        plain: PyBuffer<u8>,
+        compressed: PyBuffer<u8>,
+        packed: PyBuffer<u8>,
+    ) -> PyResult<()> {
+        let (plain, compressed) = (bytes_of(&plain)?, bytes_of(&compressed)?);
+        let packed = bytes_of(&packed)?;
+        py.allow_threads(|| self.inner.feed(plain, compressed, packed));
+        Ok(())
+    }
+
+    /// Ends the stream; True when the transcript wrote exactly the stream.
+    fn finish(&mut self, py: Python<'_>) -> bool {
+        py.allow_threads(|| self.inner.finish())
+    }
+}
+
+/// Writes a deflate stream from its transcript and its plain data.
+#[pyclass(module = "transship._native")]
+struct TranscriptWriter {
+    inner: transcript::TranscriptWriter,
+}
+
+#[pymethods]
+impl TranscriptWriter {
+    #[new]
+    fn new() -> Self {
+        TranscriptWriter {
+            inner: transcript::TranscriptWriter::new(),
+        }
+    }
+
+    /// Every record before this plain position is known.
+    #[getter]
+    fn horizon(&self) -> u64 {
+        self.inner.horizon()
+    }
+
+    /// Adds packed records (any cut of the packed transcript). ValueError when damaged.
+    fn add(&mut self, py: Python<'_>, packed: PyBuffer<u8>) -> PyResult<()> {
+        let packed = bytes_of(&packed)?;
+        py.allow_threads(|| self.inner.add(packed))
+            .map_err(PyValueError::new_err)
+    }
+
+    /// Every record has been added.
+    fn end_records(&mut self) {
+        self.inner.end_records();
+    }
+
+    /// The stream bytes for the next plain bytes (whose records must be known).
+    /// ValueError when the transcript does not fit the data.
+    fn write<'py>(
+        &mut self,
+        py: Python<'py>,
+        plain: PyBuffer<u8>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let plain = bytes_of(&plain)?;
+        py.allow_threads(|| self.inner.write(plain))
+            .map_err(PyValueError::new_err)?;
+        Ok(self.take_output(py))
+    }
+
+    /// The stream's last bytes, after the last plain byte. ValueError when the
+    /// transcript does not end there.
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        self.inner.finish().map_err(PyValueError::new_err)?;
+        Ok(self.take_output(py))
+    }
+}
+
+impl TranscriptWriter {
+    fn take_output<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let out = PyBytes::new(py, self.inner.output());
+        let n = self.inner.output().len();
+        self.inner.consume(n);
+        out
     }
 }
 
@@ -486,6 +604,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Inflater>()?;
     m.add_class::<TokenInflater>()?;
     m.add_class::<Verifier>()?;
+    m.add_class::<TranscriptCheck>()?;
+    m.add_class::<TranscriptWriter>()?;
     m.add_class::<PreflateSplitter>()?;
     m.add_class::<PreflateRebuilder>()?;
     m.add("ZLIB_VERSION", zlib_enc::version())?;

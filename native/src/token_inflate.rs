@@ -15,6 +15,7 @@
 //! window matches copy from); `output()` is the part this call added.
 
 use crate::hints::Hint;
+use crate::transcript::{self, RawBits};
 
 const WINDOW: usize = 32768;
 /// Bytes past the output limit the fast loop may overwrite (match copies go by words).
@@ -50,22 +51,22 @@ const EOB: u32 = 0x1000;
 /// What a slot no code reaches holds (only an incomplete code, or none, leaves them).
 const INVALID: u32 = EXC | (1 << 8) | 1;
 
-const LEN_BASE: [u16; 29] = [
+pub(crate) const LEN_BASE: [u16; 29] = [
     3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131,
     163, 195, 227, 258,
 ];
-const LEN_EXTRA: [u8; 29] = [
+pub(crate) const LEN_EXTRA: [u8; 29] = [
     0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
 ];
-const DIST_BASE: [u16; 30] = [
+pub(crate) const DIST_BASE: [u16; 30] = [
     1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537,
     2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
 ];
-const DIST_EXTRA: [u8; 30] = [
+pub(crate) const DIST_EXTRA: [u8; 30] = [
     0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13,
     13,
 ];
-const PRECODE_ORDER: [usize; 19] = [
+pub(crate) const PRECODE_ORDER: [usize; 19] = [
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
 ];
 
@@ -383,6 +384,11 @@ pub struct TokenInflater {
     start_bit: u64,
     hints: Vec<Hint>,
     noncanonical: bool,
+    /// With `record_transcript`: the raw bits decoded since the last `take_transcript`
+    /// (block headers; after the final block, the last byte's remaining bits).
+    raw_bits: Option<Vec<RawBits>>,
+    /// Where the last packed transcript record ended.
+    packed_until: u64,
     /// The hot loop compiled for this CPU.
     fast_loop: FastLoop,
 }
@@ -409,6 +415,8 @@ impl TokenInflater {
             start_bit: 0,
             hints: Vec::new(),
             noncanonical: false,
+            raw_bits: None,
+            packed_until: 0,
             fast_loop: pick_fast_loop(),
         }
     }
@@ -424,6 +432,30 @@ impl TokenInflater {
     /// Moves the matches decoded so far (in position order) to `out`.
     pub fn take_hints(&mut self, out: &mut Vec<Hint>) {
         out.append(&mut self.hints);
+    }
+
+    /// Records the raw bits of the stream that a transcript needs besides the matches.
+    pub fn record_transcript(&mut self) {
+        self.raw_bits.get_or_insert_with(Vec::new);
+    }
+
+    /// The transcript records decoded since the last call, packed (see transcript.rs);
+    /// empty unless `record_transcript` was called first. Takes the matches too.
+    pub fn take_transcript(&mut self) -> Vec<u8> {
+        let mut packed = Vec::new();
+        if let Some(raw) = self.raw_bits.as_mut() {
+            transcript::pack(&self.hints, raw, &mut self.packed_until, &mut packed);
+            raw.clear();
+            self.hints.clear();
+        }
+        packed
+    }
+
+    fn record_bits(&mut self, src: &[u8], from: u64, to: u64) {
+        let pos = self.total_out();
+        if let Some(raw) = self.raw_bits.as_mut() {
+            raw.push(RawBits::from_stream(src, from, to, pos));
+        }
     }
 
     pub fn total_out(&self) -> u64 {
@@ -546,7 +578,11 @@ impl TokenInflater {
                 return Ok((at, Stop::Limit));
             }
             match self.state {
-                State::Done => return Ok((at, Stop::StreamEnd)),
+                State::Done => {
+                    // The bits after the final block, up to the end of its last byte.
+                    self.record_bits(src, at, at.next_multiple_of(8));
+                    return Ok((at, Stop::StreamEnd));
+                }
                 State::Header => {
                     let checkpoint = r;
                     if !self.header(&mut r)? {
@@ -671,6 +707,7 @@ impl TokenInflater {
     /// Reads a block header (for a dynamic block, with its code description). False if
     /// the input ends first.
     fn header(&mut self, r: &mut Reader) -> Result<bool, String> {
+        let start = r.bitpos();
         let Some(h) = r.bits(3) else {
             return Ok(false);
         };
@@ -706,6 +743,7 @@ impl TokenInflater {
         };
         self.last_block = h & 1 == 1;
         self.state = state;
+        self.record_bits(r.src, start, r.bitpos());
         Ok(true)
     }
 

@@ -35,9 +35,10 @@ class Inflater:
         """(plain bytes, up to max_length; bytes of `data` used)."""
 
 class TokenInflater:
-    """Streaming raw-deflate decompressor that also tells the stream's matches."""
+    """Streaming raw-deflate decompressor that also tells the stream's matches, or its
+    transcript (block headers and matches)."""
 
-    def __init__(self) -> None: ...
+    def __init__(self, transcript: bool = False) -> None: ...
     @property
     def eof(self) -> bool: ...
     @property
@@ -47,6 +48,33 @@ class TokenInflater:
         """(plain bytes, up to max_length; bytes of `data` used)."""
     def take_hints(self) -> bytes:
         """The matches decoded since the last call, packed."""
+    def take_transcript(self) -> bytes:
+        """The transcript records decoded since the last call, packed (needs
+        `transcript`)."""
+
+class TranscriptCheck:
+    """Checks, as a stream is decoded, that its transcript writes it back bit for bit."""
+
+    def __init__(self) -> None: ...
+    @property
+    def ok(self) -> bool: ...
+    def feed(self, plain: Buffer, compressed: Buffer, packed: Buffer) -> None: ...
+    def finish(self) -> bool:
+        """True when the transcript wrote exactly the stream."""
+
+class TranscriptWriter:
+    """Writes a deflate stream from its transcript and its plain data."""
+
+    def __init__(self) -> None: ...
+    @property
+    def horizon(self) -> int:
+        """Every record before this plain position is known."""
+    def add(self, packed: Buffer) -> None:
+        """Packed records (any cut); ValueError when damaged."""
+    def end_records(self) -> None: ...
+    def write(self, plain: Buffer) -> bytes:
+        """ValueError when the transcript does not fit the data."""
+    def finish(self) -> bytes: ...
 
 class Verifier:
     """Candidate encoders run over a stream's plain data, compared with its original
