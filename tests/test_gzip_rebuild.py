@@ -21,16 +21,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from transship.errors import BundleError, TransshipError
 from transship.gzip_rebuild import (
     GoEncoder,
     GzipFormatError,
-    MatchesTooCostly,
     PreflateEncoder,
     RebuildImpossible,
     Recipe,
     RecipeError,
+    TranscriptEncoder,
+    TranscriptTooCostly,
     ZlibEncoder,
     analyze,
     rebuild,
@@ -270,137 +272,104 @@ def test_threaded_and_inline_analysis_agree() -> None:
     assert inline == threaded
 
 
-# -- stored matches --------------------------------------------------------------------
+# -- transcripts -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def early_replay(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Candidates switch to replaying matches after 64 KiB instead of 1 MiB, so that
-    small streams switch mid-way too."""
-    monkeypatch.setattr("transship.gzip_rebuild._FIND_LEVEL", 64 << 10)
+def transcript_round_trip(blob: bytes, chunk: int = 77_777) -> tuple[Recipe, bytes]:
+    return round_trip(blob, chunk, check=False, transcript=True)
 
 
-def hinted_round_trip(blob: bytes, chunk: int = 77_777) -> tuple[Recipe, bytes]:
-    return round_trip(blob, chunk, store_matches=True, allow_preflate=False)
+def assert_transcribed(recipe: Recipe) -> None:
+    assert recipe.checked
+    assert all(isinstance(m.encoder, TranscriptEncoder) for m in recipe.members), recipe
 
 
-@pytest.mark.parametrize("level", [2, 4, 6, 9])
-def test_go_streams_rebuild_from_their_stored_matches(
-    gogzip: Path, level: int, early_replay: None
-) -> None:
+@pytest.mark.parametrize("level", [-2, 0, 1, 2, 4, 6, 9])
+def test_go_streams_rebuild_from_their_transcripts(gogzip: Path, level: int) -> None:
     for kind, size in [*CASES, ("text", 2_000_000), ("mixed", 3_000_000)]:
         blob = go_gzip(gogzip, sample_data(kind, size), level)
-        recipe, rebuilt = hinted_round_trip(blob)
+        recipe, rebuilt = transcript_round_trip(blob)
         assert rebuilt == blob, (kind, size)
-        member = recipe.members[0]
-        assert isinstance(member.encoder, GoEncoder), (kind, size, member.encoder)
-        assert bool(member.hints) == member.hinted
-        if size >= 2_000_000:  # enough to tell the levels apart
-            # Levels 2-3 skip positions of long matches in their chains, which a search
-            # region could not rebuild: they keep searching.
-            assert member.hinted == (level >= 4), (kind, size)
-            assert member.encoder.level == level
+        assert_transcribed(recipe)
 
 
-@pytest.mark.parametrize(("level", "mem_level"), [(1, 8), (6, 8), (9, 8)])
-def test_zlib_streams_rebuild_from_their_stored_matches(
-    level: int, mem_level: int, early_replay: None
+@pytest.mark.parametrize("bufsize", [1, 7])
+def test_transcripts_follow_go_writers_that_slide_the_window_early(
+    gogzip: Path, bufsize: int
 ) -> None:
+    for data in (planted_long_matches(), sample_data("mixed", 1_500_000, seed=5)):
+        blob = go_gzip(gogzip, data, 6, bufsize)
+        recipe, rebuilt = transcript_round_trip(blob)
+        assert rebuilt == blob
+        assert_transcribed(recipe)
+
+
+@pytest.mark.parametrize(("level", "mem_level"), [(1, 8), (6, 8), (9, 9), (4, 1)])
+def test_zlib_streams_rebuild_from_their_transcripts(level: int, mem_level: int) -> None:
     for kind in ("text", "mixed", "random"):
         data = sample_data(kind, 1_500_000)
         deflate = zlib.compressobj(level, zlib.DEFLATED, 31, mem_level)
         blob = deflate.compress(data) + deflate.flush()
-        recipe, rebuilt = hinted_round_trip(blob)
-        assert rebuilt == blob, kind
-        member = recipe.members[0]
-        assert isinstance(member.encoder, ZlibEncoder), kind
-        assert member.hinted == (level >= 4), kind
-        if kind == "text":
-            assert member.encoder.level == level
+        for chunk in (1_000, 77_777, len(data) + 1):
+            recipe, rebuilt = transcript_round_trip(blob, chunk)
+            assert rebuilt == blob, (kind, chunk)
+            assert_transcribed(recipe)
 
 
-@pytest.mark.parametrize("bufsize", [1, 7])
-def test_replay_follows_go_writers_that_slide_the_window_early(
-    gogzip: Path, bufsize: int, early_replay: None
-) -> None:
-    for data in (planted_long_matches(), sample_data("mixed", 1_500_000, seed=5)):
-        blob = go_gzip(gogzip, data, 6, bufsize)
-        recipe, rebuilt = hinted_round_trip(blob)
-        assert rebuilt == blob
-        assert recipe.members[0].hinted
-
-
-def test_stored_blocks_are_searched_for_the_matches_they_hide(early_replay: None) -> None:
-    """Random data compresses to stored blocks whose matches (zlib finds 3-byte ones)
-    are not in the stream; the replay searches there as zlib did."""
-    blob = gzip.compress(sample_data("random", 2_000_000), compresslevel=6, mtime=0)
-    recipe, rebuilt = hinted_round_trip(blob)
+def test_transcripts_keep_sync_flushes_and_members() -> None:
+    """Empty stored blocks (a sync flush), fixed-code blocks, several members."""
+    data = sample_data("text", 200_000)
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    raw = deflate.compress(data[:1000]) + deflate.flush(zlib.Z_SYNC_FLUSH)
+    raw += deflate.compress(data[1000:1010]) + deflate.flush(zlib.Z_FULL_FLUSH)
+    raw += deflate.compress(data[1010:]) + deflate.flush()
+    member = (
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+        + raw
+        + zlib.crc32(data).to_bytes(4, "little")
+        + len(data).to_bytes(4, "little")
+    )
+    small = gzip.compress(b"abc", mtime=0)  # a single fixed-code block
+    blob = member + small + member
+    recipe, rebuilt = transcript_round_trip(blob, 4_321)
     assert rebuilt == blob
-    assert recipe.members[0].hinted
+    assert len(recipe.members) == 3
+    assert_transcribed(recipe)
 
 
-def test_go_fast_and_store_modes_are_found_without_matches(
-    gogzip: Path, early_replay: None
-) -> None:
-    """Go's levels 1 and HuffmanOnly cannot replay matches: checked as before. Level 0
-    writes stored blocks only, which a replaying encoder copies as they are."""
-    data = sample_data("text", 300_000)
-    for level in (1, 0, -2):
-        blob = go_gzip(gogzip, data, level)
-        recipe, rebuilt = hinted_round_trip(blob)
-        assert rebuilt == blob
-        member = recipe.members[0]
-        if level == 0:
-            assert member.encoder == GoEncoder(0) or member.hinted
-            assert len(member.hints) < 100
-        else:
-            assert member.encoder == GoEncoder(level), level
-            assert member.hints == b""
-
-
-def test_fixture_layers_rebuild_from_their_stored_matches() -> None:
+def test_fixture_layers_rebuild_from_their_transcripts() -> None:
+    """Whatever made them: Go, zlib, GNU gzip, pigz."""
     if not FIXTURE_DIGESTS:
         pytest.skip(f"no fixtures in {LAYERS_DIR}")
     for name in sorted(FIXTURE_DIGESTS):
-        if "go-stdlib" not in name and "python-zlib" not in name:
-            continue  # GNU gzip, pigz: below
-        blob = (LAYERS_DIR / name).read_bytes()
-        recipe, rebuilt = hinted_round_trip(blob)
+        recipe, rebuilt = transcript_round_trip((LAYERS_DIR / name).read_bytes())
         assert hashlib.sha256(rebuilt).hexdigest() == FIXTURE_DIGESTS[name], name
-        fastest = name.endswith(("bestspeed.gz", "zlib-1.gz"))
-        assert recipe.members[0].hinted != fastest, name
+        assert_transcribed(recipe)
 
 
-def test_streams_no_replay_can_make_are_refused_for_the_caller_to_retry() -> None:
-    """GNU gzip's matches are not what a Go or zlib loop would emit."""
-    paths = sorted(LAYERS_DIR.glob("*gnu-gzip-6.gz"))
-    if not paths:
-        pytest.skip(f"no fixtures in {LAYERS_DIR}")
-    with pytest.raises(RebuildImpossible, match="no known encoder"):
-        analyze(paths[0].open("rb"), lambda _: None, store_matches=True, allow_preflate=False)
+def test_a_transcript_is_its_own_check() -> None:
+    with pytest.raises(ValueError, match="check=False"):
+        analyze(io.BytesIO(gzip.compress(b"x")), lambda _: None, transcript=True)
 
 
-def test_replay_alone_checks_what_it_can_and_leaves_the_rest_unchecked(
-    early_replay: None,
-) -> None:
-    """check=False with store_matches: the replay is the only check; a stream it cannot
-    rebuild, or whose matches cost more than allowed, comes back unchecked."""
+def test_costly_transcripts_are_left_unchecked() -> None:
+    """A transcript that costs more than allowed is given up: the member comes back
+    unchecked, for the caller to check by search if it wants."""
     jars = gzip.compress(sample_data("mixed", 6_000_000, seed=11), compresslevel=6, mtime=0)
-    quick = {"check": False, "store_matches": True}
-    checked = analyze(io.BytesIO(jars), lambda _: None, **quick)
-    assert checked.checked and checked.members[0].hinted
-    assert b"".join(rebuild([gzip.decompress(jars)], checked)) == jars
-    costly = analyze(io.BytesIO(jars), lambda _: None, **quick, max_matches_share=0.0001)
-    assert not costly.checked and costly.costly_matches
-    assert not checked.costly_matches
-    assert costly.rebuild_seconds() > checked.rebuild_seconds()
-    for path in sorted(LAYERS_DIR.glob("*gnu-gzip-6.gz")):
-        assert not analyze(path.open("rb"), lambda _: None, **quick).checked
+    quick = {"check": False, "transcript": True}
+    kept = analyze(io.BytesIO(jars), lambda _: None, **quick, max_transcript_share=0.5)
+    assert_transcribed(kept)
+    assert not kept.costly_transcript
+    assert 0 < kept.transcript_size < 0.5 * 6_000_000
+    costly = analyze(io.BytesIO(jars), lambda _: None, **quick, max_transcript_share=0.0001)
+    assert not costly.checked and costly.costly_transcript
+    assert costly.transcript_size == 0
+    assert costly.rebuild_seconds() > kept.rebuild_seconds()
 
 
-def test_costly_matches_can_stop_the_analysis_at_once() -> None:
-    """stop_when_matches_costly: the caller keeps such a layer as it is, so the rest of
-    it is not decompressed for nothing."""
+def test_costly_transcripts_can_stop_the_analysis_at_once() -> None:
+    """stop_when_transcript_costly: the caller keeps such a layer as it is, so the rest
+    of it is not decompressed for nothing."""
     text = gzip.compress(sample_data("text", 8_000_000), compresslevel=6, mtime=0)
     seen = 0
 
@@ -408,30 +377,36 @@ def test_costly_matches_can_stop_the_analysis_at_once() -> None:
         nonlocal seen
         seen += len(piece)
 
-    options = {"check": False, "store_matches": True, "max_matches_share": 0.05}
-    with pytest.raises(MatchesTooCostly, match="5%"):
-        analyze(io.BytesIO(text), sink, **options, stop_when_matches_costly=True)
+    options = {"check": False, "transcript": True, "max_transcript_share": 0.05}
+    with pytest.raises(TranscriptTooCostly, match="5%"):
+        analyze(io.BytesIO(text), sink, **options, stop_when_transcript_costly=True)
     assert 0 < seen < 8_000_000
-    assert analyze(io.BytesIO(text), lambda _: None, **options).costly_matches
-    assert isinstance(MatchesTooCostly("x"), RebuildImpossible)
+    assert analyze(io.BytesIO(text), lambda _: None, **options).costly_transcript
+    assert isinstance(TranscriptTooCostly("x"), RebuildImpossible)
 
 
-def test_damaged_stored_matches_never_give_the_original_silently(early_replay: None) -> None:
+def test_damaged_transcripts_never_give_the_original_silently() -> None:
     blob = gzip.compress(sample_data("text", 600_000), compresslevel=6, mtime=0)
     plain: list[bytes] = []
-    recipe = analyze(io.BytesIO(blob), plain.append, store_matches=True)
-    member = recipe.members[0]
-    assert member.hinted
-    hints = bytearray(member.hints)
-    damaged = [bytes(hints[: len(hints) // 2])]  # truncated
-    hints[len(hints) // 2] ^= 0x10
-    damaged.append(bytes(hints))  # one bit flipped
-    for stored in damaged:
-        broken = Recipe((dataclasses.replace(member, hints=stored),), recipe.tail)
+    recipe = analyze(io.BytesIO(blob), plain.append, check=False, transcript=True)
+    (member,) = recipe.members
+    assert isinstance(member.encoder, TranscriptEncoder)
+    packed = zstandard.ZstdDecompressor().decompressobj().decompress(member.encoder.stored)
+    stored = bytearray(member.encoder.stored)
+    damaged = [bytes(stored[: len(stored) // 2])]  # truncated
+    stored[len(stored) // 2] ^= 0x10
+    damaged.append(bytes(stored))  # one bit flipped in the compressed form
+    rng = random.Random(3)
+    for _ in range(20):  # bits flipped in the records themselves
+        records = bytearray(packed)
+        records[rng.randrange(len(records))] ^= 1 << rng.randrange(8)
+        damaged.append(zstandard.ZstdCompressor().compress(bytes(records)))
+    for stored_bytes in damaged:
+        broken = Recipe((dataclasses.replace(member, encoder=TranscriptEncoder(stored_bytes)),))
         try:
             rebuilt = b"".join(rebuild(plain, broken))
         except RecipeError as exc:
-            assert "match hints" in str(exc)
+            assert "transcript" in str(exc)
         else:
             assert rebuilt != blob
 

@@ -28,15 +28,12 @@ How a stream is rebuilt, tried in this order:
 
 Anything else raises `RebuildImpossible` and the caller stores the blob as it is.
 
-Most of a re-encode is the encoder's search for matches, and the stream itself says
-which matches its encoder chose. With ``store_matches`` the Go and zlib encoders at
-levels 4-9 (their lazy loops) replay those matches instead, once the search has found
-the level in the first blocks, and the recipe keeps them (``Member.hints``, packed as
-native/src/hints.rs says, zstd-compressed: 1-2 % of the tar for jar layers, 10-20 % for
-binaries and text). A stored block hides its matches, yet its encoder counted them: the
-replaying encoder writes such a block as it is, or, where that cannot be, searches for
-its matches as the original did. The replay is checked from the stream's first byte
-like any candidate, and `rebuild` runs exactly that computation again.
+- ``transcript`` (with `analyze(transcript=True)`): the stream's own block headers, bit
+  for bit, and its matches (native/src/transcript.rs), zstd-compressed in the recipe.
+  Given the plain data they write the stream back by bit packing alone, whatever
+  encoder made it: no match search, no Huffman trees, several times faster than any
+  re-encode. They cost 1.5-2.5 % of the tar for jar layers, whose streams are mostly
+  literals, and 12-25 % for binaries and text, where a re-encode pays better.
 
 Usage (save side)::
 
@@ -61,17 +58,16 @@ verifies the result against the blob digest, as for any blob.
 Memory stays bounded whatever the layer size: about 1 MiB per candidate encoder plus
 a few MiB of buffers while analysing (peak RSS of a whole process analysing a 1.5 GB
 layer: 60 MiB), a few MiB while rebuilding with go/zlib; preflate works in chunks of
-at most 32 MiB of plain data. Stored matches are held compressed, at most 64 MiB of
-them per member (past that the replay gives up and the member is checked by search).
-Native calls release the GIL; `analyze` runs the encoders
+at most 32 MiB of plain data. A transcript is held compressed, at most 64 MiB of it per
+member (past that it is given up). Native calls release the GIL; `analyze` runs the encoders
 in a worker thread so that they overlap with decompression and with `plain_sink`, and
 any number of `analyze`/`rebuild` calls may run at once in different threads.
 
 Speed, per core, of plain data (docs/benchmarks.md): Go level 6 re-encoding 75-90 MB/s
 on jar layers and about 43 MB/s on binaries, level 1 at 150-450 MB/s; zlib level 6 about
-55 MB/s on jar layers and 30 MB/s on binaries; replaying stored matches 150-270 MB/s;
-preflate at about 10 MB/s (analysis)
-and 30-40 MB/s (rebuild).
+55 MB/s on jar layers and 30 MB/s on binaries; writing a stream from its transcript
+about 600 MB/s, checking it as the stream is decoded about the same; preflate at about
+10 MB/s (analysis) and 30-40 MB/s (rebuild).
 """
 
 from __future__ import annotations
@@ -97,12 +93,13 @@ except ImportError:  # pragma: no cover - isal is a dependency, but optional her
 __all__ = [
     "GoEncoder",
     "GzipFormatError",
-    "MatchesTooCostly",
     "Member",
     "PreflateEncoder",
     "RebuildImpossible",
     "Recipe",
     "RecipeError",
+    "TranscriptEncoder",
+    "TranscriptTooCostly",
     "UNCHECKED",
     "UncheckedEncoder",
     "ZlibEncoder",
@@ -119,9 +116,9 @@ class GzipFormatError(RebuildImpossible):
     """The input is not a complete, valid gzip stream (truncated, corrupt, not gzip)."""
 
 
-class MatchesTooCostly(RebuildImpossible):
-    """The stream's matches would take more than allowed to store, and the caller asked
-    to stop there rather than decompress the rest (`stop_when_matches_costly`)."""
+class TranscriptTooCostly(RebuildImpossible):
+    """The stream's transcript would take more than allowed to store, and the caller
+    asked to stop there rather than decompress the rest (`stop_when_transcript_costly`)."""
 
 
 class RecipeError(BundleError):
@@ -135,41 +132,42 @@ class RecipeError(BundleError):
 @dataclass(frozen=True)
 class GoEncoder:
     """Go compress/flate at `level` (-2 HuffmanOnly, 0-9); `early_slides` lists the
-    window frames where the original writer slid its window early. `hinted` (levels
-    4-9): the matches come from the member's stored hints, not a search, except where
-    a stored block that cannot be copied makes the encoder search."""
+    window frames where the original writer slid its window early."""
 
     level: int
     early_slides: tuple[int, ...] = ()
-    hinted: bool = False
 
     def spec(self) -> tuple:
-        return ("go", self.level, list(self.early_slides), self.hinted)
+        return ("go", self.level, list(self.early_slides))
 
     def describe(self) -> str:
         extra = f", {len(self.early_slides)} early slides" if self.early_slides else ""
-        if self.hinted:
-            return f"go, matches stored{extra}"
         return f"go level {self.level}{extra}"
 
 
 @dataclass(frozen=True)
 class ZlibEncoder:
-    """zlib raw deflate with these parameters (window bits 15). `hinted` (levels 4-9):
-    the matches come from the member's stored hints, as for `GoEncoder`."""
+    """zlib raw deflate with these parameters (window bits 15)."""
 
     level: int
     mem_level: int = 8
     strategy: int = 0
-    hinted: bool = False
 
     def spec(self) -> tuple:
-        return ("zlib", self.level, self.mem_level, self.strategy, self.hinted)
+        return ("zlib", self.level, self.mem_level, self.strategy)
 
     def describe(self) -> str:
-        if self.hinted:
-            return "zlib, matches stored"
         return f"zlib level {self.level}"
+
+
+@dataclass(frozen=True)
+class TranscriptEncoder:
+    """The stream's transcript (native/src/transcript.rs), zstd-compressed."""
+
+    stored: bytes
+
+    def describe(self) -> str:
+        return "transcript"
 
 
 @dataclass(frozen=True)
@@ -189,10 +187,10 @@ class PreflateEncoder:
 @dataclass(frozen=True)
 class UncheckedEncoder:
     """A member decompressed by `analyze(check=False)`: how it is rebuilt is not known
-    yet. Such a recipe cannot be stored. `costly_matches`: its matches would have taken
-    more than `max_matches_share` of it (text or binaries, rather than jars)."""
+    yet. Such a recipe cannot be stored. `costly_transcript`: its transcript would have
+    taken more than `max_transcript_share` of it (text or binaries, rather than jars)."""
 
-    costly_matches: bool = False
+    costly_transcript: bool = False
 
     def describe(self) -> str:
         return "not analysed"
@@ -200,31 +198,25 @@ class UncheckedEncoder:
 
 UNCHECKED = UncheckedEncoder()
 
-Encoder = GoEncoder | ZlibEncoder | PreflateEncoder | UncheckedEncoder
+Encoder = GoEncoder | ZlibEncoder | PreflateEncoder | TranscriptEncoder | UncheckedEncoder
 
-# Re-encoding speed, plain bytes per second and core, on jar-heavy and binary layers
+# Rebuilding speed, plain bytes per second and core, on jar-heavy and binary layers
 # (docs/benchmarks.md): level 1 (gzip header XFL 4) runs 3-4 times faster than the
-# default and best levels, and replaying stored matches faster still.
+# default and best levels, and a transcript far faster still.
 _FAST_LEVEL_SPEED = 150e6
 _DEFAULT_LEVEL_SPEED = 40e6
-_HINTED_SPEED = 150e6
+_TRANSCRIPT_SPEED = 500e6
 
 
 @dataclass(frozen=True)
 class Member:
     """One gzip member: its exact header and trailer bytes, how to re-create its deflate
-    stream, and how many plain bytes it holds. `hints`: the stream's matches (packed
-    as in native/src/hints.rs, zstd-compressed) for a hinted encoder."""
+    stream, and how many plain bytes it holds."""
 
     header: bytes
     encoder: Encoder
     plain_size: int
     trailer: bytes
-    hints: bytes = b""
-
-    @property
-    def hinted(self) -> bool:
-        return isinstance(self.encoder, GoEncoder | ZlibEncoder) and self.encoder.hinted
 
 
 @dataclass(frozen=True)
@@ -245,17 +237,19 @@ class Recipe:
         return not any(isinstance(m.encoder, UncheckedEncoder) for m in self.members)
 
     @property
-    def costly_matches(self) -> bool:
-        """A member was left unchecked because its matches cost too much to store."""
+    def costly_transcript(self) -> bool:
+        """A member was left unchecked because its transcript costs too much to store."""
         return any(
-            isinstance(m.encoder, UncheckedEncoder) and m.encoder.costly_matches
+            isinstance(m.encoder, UncheckedEncoder) and m.encoder.costly_transcript
             for m in self.members
         )
 
     @property
-    def hints_size(self) -> int:
-        """Bytes of stored match hints."""
-        return sum(len(m.hints) for m in self.members)
+    def transcript_size(self) -> int:
+        """Bytes of stored transcripts."""
+        return sum(
+            len(m.encoder.stored) for m in self.members if isinstance(m.encoder, TranscriptEncoder)
+        )
 
     def rebuild_seconds(self) -> float:
         """About how long rebuilding takes on one core: from the members' encoders, or
@@ -281,8 +275,8 @@ class Recipe:
 
 
 def _rebuild_speed(member: Member) -> float:
-    if member.hinted:
-        return _HINTED_SPEED
+    if isinstance(member.encoder, TranscriptEncoder):
+        return _TRANSCRIPT_SPEED
     return _FAST_LEVEL_SPEED if member.header[8] == 4 else _DEFAULT_LEVEL_SPEED
 
 
@@ -297,15 +291,12 @@ _PLAIN_PIECE = 2 << 20
 # long time and would all be paid for: after so many plain bytes, follow at most so
 # many candidates (the likeliest; a wrong guess only means storing the blob raw).
 _PRUNE_SCHEDULE = ((4 << 20, 2), (64 << 20, 1))
-# Plain bytes after which candidates that searched so far replay the stream's matches
-# instead, when asked to: wrong levels give other bytes within the first blocks.
-_FIND_LEVEL = 1 << 20
 # Compressed bytes kept from a member's start so that preflate can take over without
 # reading the blob again when every candidate encoder fails early.
 _HEAD_KEEP = 8 << 20
-# zstd level of stored match hints: on the fleet's layers level 9 makes them at most 4 %
+# zstd level of stored transcripts: on the fleet's layers level 9 makes them at most 4 %
 # smaller than this, at a fifth of the speed.
-_HINTS_ZSTD_LEVEL = 3
+_TRANSCRIPT_ZSTD_LEVEL = 3
 # Longest tail (bytes after the last member) kept in a recipe.
 _MAX_TAIL = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -318,9 +309,9 @@ def analyze(
     threaded: bool = True,
     allow_preflate: bool = True,
     check: bool = True,
-    store_matches: bool = False,
-    max_matches_share: float = 1.0,
-    stop_when_matches_costly: bool = False,
+    transcript: bool = False,
+    max_transcript_share: float | None = None,
+    stop_when_transcript_costly: bool = False,
 ) -> Recipe:
     """Read the gzip blob `gz_stream` once, pass its decompressed bytes to `plain_sink`
     in order as they come, and return the checked `Recipe` that rebuilds the blob.
@@ -335,34 +326,28 @@ def analyze(
     members' encoders are `UNCHECKED`, the recipe cannot be stored, but it tells the
     sizes and headers (`rebuild_seconds`) to decide whether a full analysis pays off.
 
-    With `store_matches` the candidate encoders search for the first `_FIND_LEVEL`
-    plain bytes, which tells the level; then those that can (Go and zlib at levels 4-9)
-    replay the stream's own matches instead (several times faster), and a member they
-    rebuild keeps its matches (`Member.hints`: 1-2 % of the plain size for jar layers,
-    10-20 % for binaries and text). With `check=False` that replay is the only check
-    made: a member it cannot rebuild, or whose matches would take more than
-    `max_matches_share` of its plain size, comes back `UNCHECKED`; with
-    `stop_when_matches_costly` the latter raises MatchesTooCostly at once instead.
+    With `transcript` (and `check=False`) each member keeps its transcript where that
+    writes the stream back, checked as the stream is decoded, and costs at most
+    `max_transcript_share` of the member's plain size (if given; a few KiB always
+    pass); other members come back
+    `UNCHECKED`, or, with `stop_when_transcript_costly`, a transcript that costs too
+    much raises TranscriptTooCostly at once.
     """
+    if transcript and check:
+        raise ValueError("a transcript is its own check: pass check=False with it")
     reader = _Reader(gz_stream)
     members: list[Member] = []
+    checks = _Checks(
+        threaded,
+        allow_preflate,
+        check,
+        transcript,
+        max_transcript_share,
+        stop_when_transcript_costly,
+    )
     while True:
         header = _read_header(reader, first=not members)
-        members.append(
-            _analyze_member(
-                reader,
-                header,
-                plain_sink,
-                _Checks(
-                    threaded,
-                    allow_preflate,
-                    check,
-                    store_matches,
-                    max_matches_share,
-                    stop_when_matches_costly,
-                ),
-            )
-        )
+        members.append(_analyze_member(reader, header, plain_sink, checks))
         rest = reader.peek(2)
         if not rest:
             tail = b""
@@ -383,16 +368,18 @@ class _Checks:
     threaded: bool
     allow_preflate: bool
     full: bool
-    replay: bool
-    max_matches_share: float
+    transcript: bool
+    max_transcript_share: float | None
     stop_when_costly: bool = False
 
 
-# Plain bytes after which stored matches are weighed against `max_matches_share`.
-_MATCHES_WEIGHED_AFTER = 4 << 20
-# A member's stored matches stay in memory until its recipe is written: at most this
-# much (a 4 GB jar layer's at 1.5 %).
-_MAX_STORED_MATCHES = 64 << 20
+# Plain bytes after which a transcript is weighed against `max_transcript_share` before
+# its end, and its size below which it is never too costly.
+_TRANSCRIPT_WEIGHED_AFTER = 4 << 20
+_TRANSCRIPT_ALWAYS_KEPT = 4 << 10
+# A member's transcript stays in memory until its recipe is written: at most this much
+# (a 3 GB jar layer's at 2 %).
+_MAX_TRANSCRIPT = 64 << 20
 
 
 def _analyze_member(
@@ -400,18 +387,17 @@ def _analyze_member(
 ) -> Member:
     deflate_start = reader.offset
     check, threaded, allow_preflate = checks.full, checks.threaded, checks.allow_preflate
-    hinting = checks.replay
-    candidates = _candidates_for(header) if check or hinting else []
-    verify = _Verification(candidates, threaded, hinting)
+    candidates = _candidates_for(header) if check else []
+    verify = _Verification(candidates, threaded)
     # The compressed bytes so far, kept while small: when every candidate encoder has
     # failed early, preflate starts on them and follows the stream (no second read).
     head: list[bytes] | None = [] if allow_preflate and check else None
     head_size = 0
     preflate: _PreflateSplit | None = None
-    # zlib-rs is the fastest inflate on literal-heavy layers; ours also tells the matches.
-    inflater = _native.TokenInflater() if hinting else _native.Inflater()
-    hints = _HintPacker() if hinting else None
-    costly = False  # the matches were given up as too big to store
+    # zlib-rs is the fastest inflate on literal-heavy layers; ours also tells the
+    # transcript.
+    inflater = _native.TokenInflater(transcript=True) if checks.transcript else _native.Inflater()
+    transcript = _Transcript(checks) if checks.transcript else None
     crc = 0
     size = 0
     data = b""
@@ -432,21 +418,9 @@ def _analyze_member(
             if plain:
                 crc = _crc32(plain, crc)
                 size += len(plain)
-            packed = inflater.take_hints() if hinting else b""
-            if hints is not None:
-                hints.add(packed)
-                share = checks.max_matches_share * size
-                if hints.size > _MAX_STORED_MATCHES or (
-                    size >= _MATCHES_WEIGHED_AFTER and hints.size > share
-                ):
-                    if checks.stop_when_costly:
-                        raise MatchesTooCostly(
-                            "its matches would take more than "
-                            f"{checks.max_matches_share:.0%} of it to store"
-                        )
-                    hints, costly = None, True  # not worth storing: a search will do
-                    verify.stop()
-            verify.feed(plain, used, packed)
+            if transcript is not None:
+                transcript.feed(plain, used, inflater.take_transcript(), size)
+            verify.feed(plain, used)
             if preflate is not None:
                 preflate.feed(used)
             elif head is not None:
@@ -467,12 +441,15 @@ def _analyze_member(
             raise GzipFormatError("corrupt gzip stream: CRC-32 of the data does not match")
         if int.from_bytes(trailer[4:], "little") != size & 0xFFFFFFFF:
             raise GzipFormatError("corrupt gzip stream: data length does not match")
+        if transcript is not None:
+            kept = transcript.finish(size)
+            if kept is not None:
+                return Member(header, kept, size, trailer)
         matches = verify.finish() if candidates else []
         if matches:
-            way = matches[0]
-            stored = hints.finish() if hints is not None and way.hinted else b""
-            return Member(header, way, size, trailer, stored)
+            return Member(header, matches[0], size, trailer)
         if not check:
+            costly = transcript is not None and transcript.costly
             return Member(header, UncheckedEncoder(costly), size, trailer)
         if not allow_preflate:
             raise RebuildImpossible("no known encoder reproduces this gzip stream")
@@ -516,8 +493,8 @@ def _candidates_for(header: bytes) -> list[GoEncoder | ZlibEncoder]:
 
 def _encoder_from_spec(spec: tuple) -> GoEncoder | ZlibEncoder:
     if spec[0] == "go":
-        return GoEncoder(spec[1], tuple(spec[2]), hinted=bool(spec[3]))
-    return ZlibEncoder(spec[1], spec[2], spec[3], hinted=bool(spec[4]))
+        return GoEncoder(spec[1], tuple(spec[2]))
+    return ZlibEncoder(spec[1], spec[2], spec[3])
 
 
 class _Background:
@@ -582,45 +559,29 @@ def _no_work(*_: object) -> None:
 
 class _Verification:
     """The candidate encoders (a native Verifier) following the stream; stops feeding
-    them once none matches any more. `replay`: once the search has found the level
-    (one candidate left, or `_FIND_LEVEL` plain bytes), the candidates that can replay
-    the stream's matches."""
+    them once none matches any more."""
 
-    def __init__(
-        self, candidates: list[GoEncoder | ZlibEncoder], threaded: bool, replay: bool = False
-    ) -> None:
-        self._verifier = _native.Verifier([c.spec() for c in candidates], replay)
+    def __init__(self, candidates: list[GoEncoder | ZlibEncoder], threaded: bool) -> None:
+        self._verifier = _native.Verifier([c.spec() for c in candidates])
         self._fed = 0
         self._schedule = list(_PRUNE_SCHEDULE)
-        self._replay_pending = replay
         self.failed = not candidates  # no candidate matches (set from the worker thread)
         self._runner = _Background(self._feed, threaded and bool(candidates), "gzip-verify")
 
-    def feed(self, plain: bytes, compressed: bytes, hints: bytes = b"") -> None:
-        """The next plain and compressed bytes, and the packed hints of the matches
-        decoded with them (ahead of the plain data they cover)."""
+    def feed(self, plain: bytes, compressed: bytes) -> None:
+        """The next plain and compressed bytes."""
         if not self.failed:
-            self._runner.submit(plain, compressed, hints)
+            self._runner.submit(plain, compressed)
 
-    def _feed(self, plain: bytes, compressed: bytes, hints: bytes) -> None:
+    def _feed(self, plain: bytes, compressed: bytes) -> None:
         if self.failed:
             return
-        if hints:
-            self._verifier.add_hints(hints)
         self._verifier.feed(plain, compressed)
         self._fed += len(plain)
         while self._schedule and self._fed >= self._schedule[0][0]:
             self._verifier.retain_best(self._schedule.pop(0)[1])
-        if self._replay_pending and (self._verifier.alive <= 1 or self._fed >= _FIND_LEVEL):
-            self._replay_pending = False
-            self._verifier.use_hints()
         if self._verifier.alive == 0:
             self.failed = True
-
-    def stop(self) -> None:
-        """Gives up: no candidate will be reported."""
-        self.failed = True
-        self._runner.close(cancel=True)
 
     def finish(self) -> list[GoEncoder | ZlibEncoder]:
         """The candidates that reproduce the stream exactly, most likely first."""
@@ -633,23 +594,64 @@ class _Verification:
         self._runner.close(cancel)
 
 
-class _HintPacker:
-    """A member's packed match hints, zstd-compressed as they come."""
+class _Transcript:
+    """A member's transcript, checked as the stream is decoded and kept zstd-compressed
+    while it costs at most `max_transcript_share` of the plain bytes."""
 
-    def __init__(self) -> None:
-        self._compressor = zstandard.ZstdCompressor(level=_HINTS_ZSTD_LEVEL).compressobj()
+    def __init__(self, checks: _Checks) -> None:
+        self._checks = checks
+        self._check: Any = _native.TranscriptCheck()
+        self._compressor: Any = zstandard.ZstdCompressor(level=_TRANSCRIPT_ZSTD_LEVEL).compressobj()
         self._parts: list[bytes] = []
-        self.size = 0  # compressed bytes so far (zstd holds back up to a block)
+        self._size = 0  # compressed bytes so far (zstd holds back up to a block)
+        self.costly = False  # given up as too big to store
 
-    def add(self, packed: bytes) -> None:
-        if packed:
-            part = self._compressor.compress(packed)
+    def feed(self, plain: bytes, compressed: bytes, packed: bytes, plain_so_far: int) -> None:
+        if self._check is None:
+            return
+        self._check.feed(plain, compressed, packed)
+        if not self._check.ok:
+            self._give_up()
+            return
+        part = self._compressor.compress(packed)
+        if part:
             self._parts.append(part)
-            self.size += len(part)
+            self._size += len(part)
+        if self._size > _MAX_TRANSCRIPT or (
+            plain_so_far >= _TRANSCRIPT_WEIGHED_AFTER and self._too_costly(plain_so_far)
+        ):
+            self._costly()
 
-    def finish(self) -> bytes:
+    def finish(self, plain_size: int) -> TranscriptEncoder | None:
+        """The checked transcript, or None when it was given up or does not fit."""
+        if self._check is None or not self._check.finish():
+            return None
         self._parts.append(self._compressor.flush())
-        return b"".join(self._parts)
+        self._size += len(self._parts[-1])
+        if self._too_costly(plain_size):
+            self._costly()
+            return None
+        return TranscriptEncoder(b"".join(self._parts))
+
+    def _too_costly(self, plain_size: int) -> bool:
+        share = self._checks.max_transcript_share
+        return (
+            share is not None
+            and self._size > _TRANSCRIPT_ALWAYS_KEPT
+            and self._size > share * plain_size
+        )
+
+    def _costly(self) -> None:
+        share = self._checks.max_transcript_share
+        if self._checks.stop_when_costly:
+            limit = f"{share:.0%} of it" if share is not None else f"{_MAX_TRANSCRIPT >> 20} MiB"
+            raise TranscriptTooCostly(f"its transcript would take more than {limit} to store")
+        self._give_up()
+        self.costly = True
+
+    def _give_up(self) -> None:
+        self._check = self._compressor = None
+        self._parts = []
 
 
 class _PreflateSplit:
@@ -744,47 +746,62 @@ def _rebuild_deflate(plain: _PlainReader, member: Member) -> Iterator[bytes]:
             except ValueError as exc:
                 raise RecipeError(f"preflate cannot rebuild this chunk: {exc}") from exc
         return
+    if isinstance(encoder, TranscriptEncoder):
+        yield from _write_transcript(plain, member.plain_size, encoder.stored)
+        return
     try:
         deflater = _native.Deflater(encoder.spec())
     except ValueError as exc:
         raise RecipeError(f"corrupt gzip recipe: {exc}") from exc
-    hints = _HintFeed(deflater, member.hints) if member.hinted else None
-    fed = 0
     for piece in plain.pieces(member.plain_size):
-        fed += len(piece)
-        if hints is not None:
-            hints.cover(fed)
         out = deflater.compress(piece)
         if out:
             yield out
     yield deflater.finish()
 
 
-class _HintFeed:
-    """Unpacks a member's stored hints into its encoder, just ahead of the plain data:
-    the whole unpacked list could take a tenth of the layer's size."""
+def _write_transcript(plain: _PlainReader, size: int, stored: bytes) -> Iterator[bytes]:
+    writer = _native.TranscriptWriter()
+    records = _TranscriptFeed(writer, stored)
+    fed = 0
+    try:
+        for piece in plain.pieces(size):
+            fed += len(piece)
+            records.cover(fed)
+            out = writer.write(piece)
+            if out:
+                yield out
+        records.cover(None)
+        yield writer.finish()
+    except ValueError as exc:
+        raise RecipeError(f"corrupt gzip recipe: transcript: {exc}") from exc
+
+
+class _TranscriptFeed:
+    """Unpacks a member's stored transcript into its writer, just ahead of the plain
+    data: the whole unpacked transcript could take a tenth of the layer's size."""
 
     _READ = 1 << 14
 
-    def __init__(self, deflater: Any, stored: bytes) -> None:
-        self._deflater = deflater
+    def __init__(self, writer: Any, stored: bytes) -> None:
+        self._writer = writer
         self._stored = memoryview(stored)
         self._unpacker = zstandard.ZstdDecompressor().decompressobj()
 
-    def cover(self, position: int) -> None:
-        """Adds hints until every one that starts before `position` is in."""
-        while self._deflater.hint_horizon < position:
+    def cover(self, position: int | None) -> None:
+        """Adds records until every one before `position` (None: every one) is in."""
+        while position is None or self._writer.horizon < position:
             if not self._stored:
                 if not self._unpacker.eof:
-                    raise RecipeError("corrupt gzip recipe: the match hints are truncated")
-                self._deflater.finish_hints()
+                    raise RecipeError("corrupt gzip recipe: the transcript is truncated")
+                self._writer.end_records()
                 return
             piece, self._stored = self._stored[: self._READ], self._stored[self._READ :]
             try:
                 packed = self._unpacker.decompress(piece)
             except zstandard.ZstdError as exc:
-                raise RecipeError(f"corrupt gzip recipe: match hints: {exc}") from exc
-            self._deflater.add_hints(packed)
+                raise RecipeError(f"corrupt gzip recipe: transcript: {exc}") from exc
+            self._writer.add(packed)
 
 
 class _PlainReader:
@@ -927,13 +944,12 @@ def _read_zero_terminated(reader: _Reader, limit: int = 1 << 16) -> bytes:
 #
 # "TSGZ" | version | members | tail | 8-byte BLAKE2b of everything before it.
 # Integers are unsigned LEB128 varints (signed ones zigzag-encoded), byte strings are
-# length-prefixed. Early-slide frame numbers are stored as deltas. Go and zlib members
-# end with a hinted flag and, when set, the stored hints.
+# length-prefixed. Early-slide frame numbers are stored as deltas.
 
 _MAGIC = b"TSGZ"
-_VERSION = 2
+_VERSION = 3
 _CHECK_SIZE = 8
-_KIND_GO, _KIND_ZLIB, _KIND_PREFLATE = 1, 2, 3
+_KIND_GO, _KIND_ZLIB, _KIND_PREFLATE, _KIND_TRANSCRIPT = 1, 2, 3, 4
 # preflate chunks hold at most 32 MiB of plain data (see native/src/preflate.rs).
 _MAX_PREFLATE_CHUNK = 64 << 20
 
@@ -1028,27 +1044,19 @@ def _encode_recipe(recipe: Recipe) -> bytes:
             w.uint(enc.level)
             w.uint(enc.mem_level)
             w.uint(enc.strategy)
+        elif isinstance(enc, TranscriptEncoder):
+            w.uint(_KIND_TRANSCRIPT)
+            w.blob(enc.stored)
         else:
             w.uint(_KIND_PREFLATE)
             w.uint(len(enc.chunks))
             for length, corrections in enc.chunks:
                 w.uint(length)
                 w.blob(corrections)
-        if isinstance(enc, GoEncoder | ZlibEncoder):
-            w.uint(int(enc.hinted))
-            if enc.hinted:
-                w.blob(m.hints)
     w.blob(recipe.tail)
     w.uint(recipe.compressed_size)
     body = bytes(w.buf)
     return body + _checksum(body)
-
-
-def _hinted_part(p: _Parser) -> tuple[bool, bytes]:
-    flag = p.uint()
-    if flag > 1:
-        raise RecipeError("corrupt gzip recipe: bad hinted flag")
-    return bool(flag), p.blob() if flag else b""
 
 
 def _decode_recipe(data: bytes) -> Recipe:
@@ -1070,18 +1078,17 @@ def _decode_recipe(data: bytes) -> Recipe:
         trailer = p.blob()
         kind = p.uint()
         encoder: Encoder
-        hints = b""
         if kind == _KIND_GO:
             level = p.sint()
             frames: list[int] = []
             for _ in range(p.count()):
                 frames.append((frames[-1] if frames else 0) + p.uint())
-            hinted, hints = _hinted_part(p)
-            encoder = GoEncoder(level, tuple(frames), hinted)
+            encoder = GoEncoder(level, tuple(frames))
         elif kind == _KIND_ZLIB:
             level, mem_level, strategy = p.uint(), p.uint(), p.uint()
-            hinted, hints = _hinted_part(p)
-            encoder = ZlibEncoder(level, mem_level, strategy, hinted)
+            encoder = ZlibEncoder(level, mem_level, strategy)
+        elif kind == _KIND_TRANSCRIPT:
+            encoder = TranscriptEncoder(p.blob())
         elif kind == _KIND_PREFLATE:
             encoder = PreflateEncoder(tuple((p.uint(), p.blob()) for _ in range(p.count())))
             if any(length > _MAX_PREFLATE_CHUNK for length, _ in encoder.chunks):
@@ -1090,7 +1097,7 @@ def _decode_recipe(data: bytes) -> Recipe:
             raise RecipeError(f"corrupt gzip recipe: unknown encoder kind {kind}")
         if not header.startswith(_GZIP_MAGIC) or len(header) < 10 or len(trailer) != 8:
             raise RecipeError("corrupt gzip recipe: bad member header or trailer")
-        members.append(Member(header, encoder, plain_size, trailer, hints))
+        members.append(Member(header, encoder, plain_size, trailer))
     tail = p.blob()
     compressed_size = p.uint()
     if p.pos != len(body):

@@ -5,16 +5,17 @@ Each blob the engine hands over (from any number of threads) goes one of three w
 - a gzip layer, in two passes. First, as it arrives: decompressed with the plain tar
   going straight into the layer splitter (file contents into the bundle's content
   collector, the rest into the layer's recipe), the compressed bytes into a spool file.
-  Meanwhile the gzip encoders replay the stream's own matches to prove that it
-  rebuilds bit for bit, where those matches are cheap to store (jar layers: 1-2 % of
-  the tar; `MAX_HINTS_SHARE`). A layer whose matches cost more is, without parent
-  bundles, stored as it is at once: rebuilding it would need the full re-encode, which
-  hardly ever pays (dedup/payoff.py) but at `--dedup-effort max`, where no matches are
-  stored and every layer is split. Other gzip layers' entries stay open (`deferred`).
+  Meanwhile the stream's transcript (its block headers and matches: gzip_rebuild.py)
+  proves that it rebuilds bit for bit, where the transcript is cheap to store (jar
+  layers: 1.5-2.5 % of the tar; `MAX_TRANSCRIPT_SHARE`). A layer whose transcript costs
+  more is, without parent bundles, stored as it is at once: rebuilding it would need
+  the full re-encode, which hardly ever pays (dedup/payoff.py) but at
+  `--dedup-effort max`, where no transcript is stored and every layer is split. Other
+  gzip layers' entries stay open (`deferred`).
   Then `settle`, once
   every layer is split, chooses the layers worth rebuilding (dedup/payoff.py: the bytes
   a rebuild saves against the seconds of gzip re-encoding it costs at save and at
-  load), waits for the proof of those the replay could not check (`gzip_rebuild.analyze`
+  load), waits for the proof of those no transcript checks (`gzip_rebuild.analyze`
   on the spool, the encoders searching; it starts in the background, at the lowest CPU
   priority, as soon as a layer is split, so that a slow link hides it), writes their
   recipes, and stores the others as they are (`dedup_skipped`: too little to gain, or
@@ -91,9 +92,9 @@ _INLINE_CONTENTS = 1 << 20  # content lists up to this size (packed) go in the m
 # whole save must stay under. Loading needs a window's worth of memory too.
 STORE_WINDOW_LOG = 26
 LAYER_MEMBER_PREFIX = "dedup/layers/"
-# A layer's stored matches may cost up to this share of its tar: jar layers need 1-2 %,
-# text-heavy ones 20-25 %, which would grow the bundle by a fifth of such a layer.
-MAX_HINTS_SHARE = 0.05
+# A layer's transcript may cost up to this share of its tar: jar layers need 1.5-2.5 %,
+# binaries and text 12-25 %, which would grow the bundle by a fifth of such a layer.
+MAX_TRANSCRIPT_SHARE = 0.05
 _CHUNK = 1 << 20
 _PROGRESS_EVERY = 5.0  # seconds between progress lines while layers are checked
 _SNIFF = 512  # bytes looked at to tell gzip, zstd and tar apart
@@ -277,9 +278,9 @@ class DedupBundleSave:
 
         spool = self.work_dir / f"blob-{next(self._spool_ids):06d}.spool"
         known = self._known_recipe(desc)
-        # Checked on the way by replaying the stream's matches, where those are cheap
-        # to store; the smallest bundles (`min_gain` 0) store none.
-        replay = known is None and self.min_gain > 0
+        # Checked on the way by its transcript, where that is cheap to store; the
+        # smallest bundles (`min_gain` 0) store none.
+        transcript = known is None and self.min_gain > 0
         with ReplayableStream(chunks, spool) as stream, self._split_turn(stream):
             layer = self.session.open_layer(desc.digest, hash_tar=False)
             try:
@@ -287,15 +288,15 @@ class DedupBundleSave:
                     stream,
                     layer.write,
                     check=False,
-                    store_matches=replay,
-                    max_matches_share=MAX_HINTS_SHARE,
-                    stop_when_matches_costly=replay and not self.parents,
+                    transcript=transcript,
+                    max_transcript_share=MAX_TRANSCRIPT_SHARE,
+                    stop_when_transcript_costly=transcript and not self.parents,
                 )
                 if layout.compressed_size != desc.size:
                     raise gzip_rebuild.GzipFormatError(
                         f"the gzip data covers {layout.compressed_size} of {desc.size} bytes"
                     )
-            except gzip_rebuild.MatchesTooCostly:
+            except gzip_rebuild.TranscriptTooCostly:
                 # Rebuilding would take the full re-encode at load. Without parent
                 # bundles that pays only for a layer most of whose files other rebuilt
                 # layers hold too, which the payoff (dedup/payoff.py) finds worth it at
@@ -326,10 +327,10 @@ class DedupBundleSave:
         if earlier is not None:
             earlier.close()
         if checked is None:
-            # Not a layer that the search checks early: one whose matches are too many
-            # to store is text or binaries, which share little and are likely kept as
-            # they are (balanced kept the fleet's base layers), and its search is slow.
-            if not layout.costly_matches:
+            # Not a layer that the search checks early: one whose transcript costs too
+            # much is text or binaries, which share little and are likely kept as they
+            # are (balanced kept the fleet's base layers), and its search is slow.
+            if not layout.costly_transcript:
                 pending.check = self._early_checks.submit(pending)
         else:
             if known is None and self._recipes is not None:
@@ -487,8 +488,8 @@ class DedupBundleSave:
         return self._recipes.get(desc.digest, desc.size) if self._recipes is not None else None
 
     def _check(self, layer: _PendingLayer) -> Any:
-        """The checked gzip recipe of a spooled layer that the first pass could not
-        check by replaying its matches: the encoders search. Raises RebuildImpossible,
+        """The checked gzip recipe of a spooled layer that no transcript checked in the
+        first pass: the encoders search. Raises RebuildImpossible,
         or Cancelled once the layer is cancelled. At most one analysis per core runs
         (each holds some 30 MB), the one started in the background included."""
         from transship import gzip_rebuild
@@ -784,8 +785,8 @@ def _sniff(chunks: Iterable[bytes]) -> tuple[bytes, Iterator[bytes]]:
 
 
 def _gzip_method(recipe: Any) -> str:
-    """How a layer's gzip is rebuilt, for the summary: `go level 6`, `zlib level 9`,
-    `preflate`; several members name each way once."""
+    """How a layer's gzip is rebuilt, for the summary: `transcript`, `go level 6`,
+    `zlib level 9`, `preflate`; several members name each way once."""
     from transship.gzip_rebuild import PreflateEncoder
 
     ways = []
