@@ -71,7 +71,7 @@ fn main() {
         let gz = std::fs::read(&file).expect("read file");
         let deflate = &gz[body_start(&gz)..];
         let (mut best_z, mut best_t) = (f64::MAX, f64::MAX);
-        let (mut plain, mut hints) = (0u64, 0usize);
+        let (mut plain, mut matches) = (0u64, 0usize);
         for round in 0..4 {
             let check = round == 0;
             let mut z = Inflater::new();
@@ -109,7 +109,7 @@ fn main() {
                     }
                     // Taking the matches is part of the work the caller does.
                     taken.clear();
-                    t.take_hints(&mut taken);
+                    t.take_matches(&mut taken);
                     count += taken.len();
                     t.output().len()
                 },
@@ -119,7 +119,7 @@ fn main() {
                 best_z = best_z.min(zsecs);
                 best_t = best_t.min(tsecs);
             }
-            (plain, hints) = (tplain, count);
+            (plain, matches) = (tplain, count);
         }
         let mb = plain as f64 / 1e6;
         println!(
@@ -128,7 +128,7 @@ fn main() {
             mb / best_z,
             mb / best_t,
             best_z / best_t,
-            hints as f64 / mb,
+            matches as f64 / mb,
             file
         );
     }

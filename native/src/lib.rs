@@ -1,7 +1,7 @@
 //! Native parts of transship: deflate encoders that reproduce known compressors bit for
 //! bit (Go's compress/flate, zlib), a verifier that finds which one made a stream, and
-//! chunked preflate-rs for the rest, and raw-deflate decompressors (one of which also
-//! tells the stream's matches, which the encoders can replay). Used by
+//! chunked preflate-rs for the rest, raw-deflate decompressors (one of which also
+//! records the stream's transcript) and the transcript's writer and check. Used by
 //! `transship.gzip_rebuild`.
 //!
 //! Every call that does real work releases the GIL.
@@ -38,28 +38,17 @@ fn bytes_of(buf: &PyBuffer<u8>) -> PyResult<&[u8]> {
     Ok(unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const u8, buf.len_bytes()) })
 }
 
-/// The optional last item of a spec: whether the encoder takes match hints.
-fn hinted_flag(spec: &Bound<'_, PyAny>, at: usize) -> PyResult<bool> {
-    if spec.len()? > at {
-        spec.get_item(at)?.extract()
-    } else {
-        Ok(false)
-    }
-}
-
 fn spec_from_py(spec: &Bound<'_, PyAny>) -> PyResult<EncoderSpec> {
     let kind: String = spec.get_item(0)?.extract()?;
     match kind.as_str() {
         "go" => Ok(EncoderSpec::Go {
             level: spec.get_item(1)?.extract()?,
             early_slides: spec.get_item(2)?.extract()?,
-            hinted: hinted_flag(spec, 3)?,
         }),
         "zlib" => Ok(EncoderSpec::Zlib {
             level: spec.get_item(1)?.extract()?,
             mem_level: spec.get_item(2)?.extract()?,
             strategy: spec.get_item(3)?.extract()?,
-            hinted: hinted_flag(spec, 4)?,
         }),
         other => Err(PyValueError::new_err(format!(
             "unknown encoder kind {other:?}"
@@ -72,8 +61,7 @@ fn spec_to_py(py: Python<'_>, spec: &EncoderSpec) -> PyResult<PyObject> {
         EncoderSpec::Go {
             level,
             early_slides,
-            hinted,
-        } => ("go", *level, early_slides.clone(), *hinted)
+        } => ("go", *level, early_slides.clone())
             .into_pyobject(py)?
             .into_any()
             .unbind(),
@@ -81,8 +69,7 @@ fn spec_to_py(py: Python<'_>, spec: &EncoderSpec) -> PyResult<PyObject> {
             level,
             mem_level,
             strategy,
-            hinted,
-        } => ("zlib", *level, *mem_level, *strategy, *hinted)
+        } => ("zlib", *level, *mem_level, *strategy)
             .into_pyobject(py)?
             .into_any()
             .unbind(),
@@ -95,8 +82,7 @@ enum AnyEncoder {
 }
 
 /// A raw-deflate encoder described by an encoder spec:
-/// `("go", level, early_slides[, hinted])` or `("zlib", level, mem_level, strategy[, hinted])`.
-/// A hinted encoder needs the stream's match hints (`add_hints`) ahead of the data.
+/// `("go", level, early_slides)` or `("zlib", level, mem_level, strategy)`.
 #[pyclass(module = "transship._native")]
 struct Deflater {
     inner: AnyEncoder,
@@ -142,16 +128,6 @@ impl Deflater {
         self.inner.drain_output(n);
         bytes
     }
-
-    fn hint_queue(&mut self) -> PyResult<&mut hints::HintQueue> {
-        let queue = match &mut self.inner {
-            AnyEncoder::Go(e) if e.hinted() => Some(e.hints_mut()),
-            AnyEncoder::Go(_) => None,
-            AnyEncoder::Zlib(e) if e.hinted() => e.hints_mut(),
-            AnyEncoder::Zlib(_) => None,
-        };
-        queue.ok_or_else(|| PyValueError::new_err("this encoder takes no match hints"))
-    }
 }
 
 #[pymethods]
@@ -162,41 +138,21 @@ impl Deflater {
             EncoderSpec::Go {
                 level,
                 early_slides,
-                hinted,
-            } => AnyEncoder::Go(Box::new(
-                verify::go_encoder(level, &early_slides, hinted).map_err(PyValueError::new_err)?,
-            )),
+            } => {
+                let mut e = goflate::GoDeflater::new(level).map_err(PyValueError::new_err)?;
+                e.set_early_slides(&early_slides);
+                AnyEncoder::Go(Box::new(e))
+            }
             EncoderSpec::Zlib {
                 level,
                 mem_level,
                 strategy,
-                hinted,
             } => AnyEncoder::Zlib(
-                verify::zlib_encoder(level, mem_level, strategy, hinted)
+                zlib_port::ZlibEncoder::new(level, mem_level, 15, strategy)
                     .map_err(PyValueError::new_err)?,
             ),
         };
         Ok(Deflater { inner })
-    }
-
-    /// Adds packed match hints (any cut of the packed stream; see hints.rs).
-    fn add_hints(&mut self, py: Python<'_>, packed: PyBuffer<u8>) -> PyResult<()> {
-        let packed = bytes_of(&packed)?;
-        let queue = self.hint_queue()?;
-        py.allow_threads(|| queue.feed_packed(packed));
-        Ok(())
-    }
-
-    /// Declares the hints complete.
-    fn finish_hints(&mut self) -> PyResult<()> {
-        self.hint_queue()?.finish();
-        Ok(())
-    }
-
-    /// Every hint starting before this plain position has been added.
-    #[getter]
-    fn hint_horizon(&mut self) -> PyResult<u64> {
-        Ok(self.hint_queue()?.horizon())
     }
 
     /// Compresses `data`; returns the compressed bytes ready so far.
@@ -289,17 +245,15 @@ impl Inflater {
     }
 }
 
-/// Streaming raw-deflate decompressor that also tells the stream's matches (hints).
+/// Streaming raw-deflate decompressor that can also record the stream's transcript.
 #[pyclass(module = "transship._native")]
 struct TokenInflater {
     inner: token_inflate::TokenInflater,
-    hints: Vec<hints::Hint>,
-    packed_until: u64,
 }
 
 #[pymethods]
 impl TokenInflater {
-    /// `transcript`: `take_transcript` will be called instead of `take_hints`.
+    /// `transcript`: `take_transcript` will be called.
     #[new]
     #[pyo3(signature = (transcript=false))]
     fn new(transcript: bool) -> Self {
@@ -307,11 +261,7 @@ impl TokenInflater {
         if transcript {
             inner.record_transcript();
         }
-        TokenInflater {
-            inner,
-            hints: Vec::new(),
-            packed_until: 0,
-        }
+        TokenInflater { inner }
     }
 
     /// True once the end of the deflate stream was decoded.
@@ -334,15 +284,6 @@ impl TokenInflater {
         max_length: usize,
     ) -> PyResult<(Bound<'py, PyBytes>, usize)> {
         decompress_into_py(&mut self.inner, py, data, max_length)
-    }
-
-    /// The matches decoded since the last call, packed (see hints.rs).
-    fn take_hints<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        self.hints.clear();
-        self.inner.take_hints(&mut self.hints);
-        let mut packed = Vec::with_capacity(self.hints.len() * 4);
-        hints::pack(&self.hints, &mut self.packed_until, &mut packed);
-        PyBytes::new(py, &packed)
     }
 
     /// The transcript records (block headers, matches) decoded since the last call,
@@ -462,23 +403,18 @@ impl TranscriptWriter {
 #[pyclass(module = "transship._native")]
 struct Verifier {
     inner: verify::Verifier,
-    /// Parses packed hints for `add_hints`.
-    incoming: hints::HintQueue,
 }
 
 #[pymethods]
 impl Verifier {
-    /// `replay`: `use_hints` will be called (the data fed until then is kept for it).
     #[new]
-    #[pyo3(signature = (specs, replay=false))]
-    fn new(specs: Vec<Bound<'_, PyAny>>, replay: bool) -> PyResult<Self> {
+    fn new(specs: Vec<Bound<'_, PyAny>>) -> PyResult<Self> {
         let specs = specs
             .iter()
             .map(spec_from_py)
             .collect::<PyResult<Vec<_>>>()?;
         Ok(Verifier {
-            inner: verify::Verifier::new(&specs, replay).map_err(PyValueError::new_err)?,
-            incoming: hints::HintQueue::new(),
+            inner: verify::Verifier::new(&specs).map_err(PyValueError::new_err)?,
         })
     }
 
@@ -491,24 +427,6 @@ impl Verifier {
     /// Keeps only the first `n` still-matching candidates, in the order given.
     fn retain_best(&mut self, n: usize) {
         self.inner.retain_best(n);
-    }
-
-    /// Gives the hinted candidates the next packed match hints (any cut of the packed
-    /// stream), ahead of the plain data they cover.
-    fn add_hints(&mut self, py: Python<'_>, packed: PyBuffer<u8>) -> PyResult<()> {
-        let packed = bytes_of(&packed)?;
-        py.allow_threads(|| {
-            self.incoming.feed_packed(packed);
-            let mut hints = Vec::new();
-            self.incoming.drain_into(&mut hints);
-            self.inner.add_hints(&hints);
-        });
-        Ok(())
-    }
-
-    /// From now on the candidates that can replay the hints instead of searching.
-    fn use_hints(&mut self) {
-        self.inner.use_hints();
     }
 
     /// Feeds the next plain bytes and the next original compressed bytes.

@@ -1,5 +1,5 @@
 //! Streaming raw-deflate decompression that also reports the matches (back-references)
-//! it decodes, as `Hint`s, so the re-encoders can skip their match search.
+//! it decodes, as `Hint`s, for the stream's transcript (see transcript.rs).
 //!
 //! Table-driven like libdeflate: a 10-bit primary table for literal/length codes
 //! (8 bits for distances) with subtables for longer codes, a 64-bit bit buffer refilled
@@ -382,7 +382,7 @@ pub struct TokenInflater {
     /// `start_bit` of the first one.
     stash: Vec<u8>,
     start_bit: u64,
-    hints: Vec<Hint>,
+    matches: Vec<Hint>,
     noncanonical: bool,
     /// With `record_transcript`: the raw bits decoded since the last `take_transcript`
     /// (block headers; after the final block, the last byte's remaining bits).
@@ -413,7 +413,7 @@ impl TokenInflater {
             pending_dist: 0,
             stash: Vec::new(),
             start_bit: 0,
-            hints: Vec::new(),
+            matches: Vec::new(),
             noncanonical: false,
             raw_bits: None,
             packed_until: 0,
@@ -430,8 +430,8 @@ impl TokenInflater {
     }
 
     /// Moves the matches decoded so far (in position order) to `out`.
-    pub fn take_hints(&mut self, out: &mut Vec<Hint>) {
-        out.append(&mut self.hints);
+    pub fn take_matches(&mut self, out: &mut Vec<Hint>) {
+        out.append(&mut self.matches);
     }
 
     /// Records the raw bits of the stream that a transcript needs besides the matches.
@@ -444,9 +444,9 @@ impl TokenInflater {
     pub fn take_transcript(&mut self) -> Vec<u8> {
         let mut packed = Vec::new();
         if let Some(raw) = self.raw_bits.as_mut() {
-            transcript::pack(&self.hints, raw, &mut self.packed_until, &mut packed);
+            transcript::pack(&self.matches, raw, &mut self.packed_until, &mut packed);
             raw.clear();
-            self.hints.clear();
+            self.matches.clear();
         }
         packed
     }
@@ -628,7 +628,7 @@ impl TokenInflater {
                                 out_pos: &mut out_pos,
                                 out_limit,
                                 base: self.buf_base,
-                                hints: &mut self.hints,
+                                matches: &mut self.matches,
                                 noncanonical: &mut self.noncanonical,
                             })
                         };
@@ -689,11 +689,10 @@ impl TokenInflater {
         if room == 0 {
             return Ok(Stop::OutputFull);
         }
-        self.hints.push(Hint {
+        self.matches.push(Hint {
             pos: self.buf_base + self.end as u64,
             len: len as u16,
             dist: dist as u16,
-            ..Default::default()
         });
         self.noncanonical |= nonstandard;
         let n = len.min(room);
@@ -720,12 +719,6 @@ impl TokenInflater {
                 if len != !nlen & 0xffff {
                     return Err("invalid stored block lengths".into());
                 }
-                // Its matches are hidden: the encoders search for them there.
-                self.hints.extend(Hint::region_for_stored(
-                    self.total_out(),
-                    len as usize,
-                    h & 1 == 1,
-                ));
                 State::Stored(len as usize)
             }
             1 => {
@@ -893,7 +886,7 @@ struct FastArgs<'a, 'b> {
     out_pos: &'a mut usize,
     out_limit: usize,
     base: u64,
-    hints: &'a mut Vec<Hint>,
+    matches: &'a mut Vec<Hint>,
     noncanonical: &'a mut bool,
 }
 
@@ -937,7 +930,7 @@ unsafe fn fast_loop(args: FastArgs) -> Result<bool, String> {
         out_pos,
         out_limit,
         base,
-        hints,
+        matches,
         noncanonical,
     } = args;
     debug_assert!(out.len() >= out_limit + SLACK);
@@ -1060,11 +1053,10 @@ unsafe fn fast_loop(args: FastArgs) -> Result<bool, String> {
             break;
         }
         e = *ltp.add((bb & lmask) as usize);
-        hints.push(Hint {
+        matches.push(Hint {
             pos: base + op as u64,
             len: len as u16,
             dist: dist as u16,
-            ..Default::default()
         });
         copy_match(outp, op, dist, len);
         op += len;
@@ -1180,7 +1172,7 @@ mod tests {
 
     struct Decoded {
         plain: Vec<u8>,
-        hints: Vec<Hint>,
+        matches: Vec<Hint>,
         used: usize,
         eof: bool,
         canonical: bool,
@@ -1194,7 +1186,7 @@ mod tests {
         max_out: usize,
     ) -> Result<Decoded, String> {
         let mut inf = TokenInflater::new();
-        let (mut plain, mut hints, mut pos) = (Vec::new(), Vec::new(), 0usize);
+        let (mut plain, mut matches, mut pos) = (Vec::new(), Vec::new(), 0usize);
         let mut idle = 0;
         while !inf.eof() {
             let end = pos.saturating_add(piece()).min(stream.len());
@@ -1203,7 +1195,7 @@ mod tests {
             assert!(inf.output().len() <= max_out);
             plain.extend_from_slice(inf.output());
             assert_eq!(inf.total_out(), plain.len() as u64);
-            inf.take_hints(&mut hints);
+            inf.take_matches(&mut matches);
             pos += used;
             if used == 0 && inf.output().is_empty() && !inf.eof() {
                 if pos == stream.len() {
@@ -1217,28 +1209,23 @@ mod tests {
         }
         Ok(Decoded {
             plain,
-            hints,
+            matches,
             used: pos,
             eof: inf.eof(),
             canonical: inf.canonical(),
         })
     }
 
-    /// Checks the hints against the plain data: in order, not overlapping, in range,
+    /// Checks the matches against the plain data: in order, not overlapping, in range,
     /// and the plain data rebuilt from them and the literals between them is the same.
-    fn check_hints(plain: &[u8], hints: &[Hint]) {
+    fn check_matches(plain: &[u8], matches: &[Hint]) {
         let mut rebuilt = Vec::with_capacity(plain.len());
-        for h in hints {
+        for h in matches {
             let pos = h.pos as usize;
             assert!(
                 pos >= rebuilt.len(),
-                "hints out of order or overlapping: {h:?}"
+                "matches out of order or overlapping: {h:?}"
             );
-            if h.is_region() {
-                // A stored block: its bytes are literals.
-                rebuilt.extend_from_slice(&plain[rebuilt.len()..pos + h.len as usize]);
-                continue;
-            }
             assert!((3..=258).contains(&h.len), "bad length {h:?}");
             assert!(
                 h.dist >= 1 && h.dist as usize <= pos.min(32768),
@@ -1252,12 +1239,12 @@ mod tests {
         rebuilt.extend_from_slice(&plain[rebuilt.len().min(plain.len())..]);
         assert!(
             rebuilt == plain,
-            "plain data rebuilt from the hints differs"
+            "plain data rebuilt from the matches differs"
         );
     }
 
     /// Decodes `stream` (followed by other bytes) in many ways; all must give `plain`,
-    /// the same hints, and stop using input at the end of the stream.
+    /// the same matches, and stop using input at the end of the stream.
     fn check_stream(stream: &[u8], plain: &[u8], seed: u64) {
         let mut with_trailer = stream.to_vec();
         with_trailer.extend_from_slice(b"TRAILER-next member");
@@ -1272,7 +1259,7 @@ mod tests {
         if stream.len() < 20_000 {
             ways.extend([(1, 1 << 20), (1, 7), (usize::MAX, 1)]);
         }
-        let mut first_hints: Option<Vec<Hint>> = None;
+        let mut first_matches: Option<Vec<Hint>> = None;
         for (max_piece, max_out) in ways {
             let d = decode(
                 &with_trailer,
@@ -1291,12 +1278,12 @@ mod tests {
                 "input used up to the end of the stream"
             );
             assert!(d.canonical);
-            match &first_hints {
+            match &first_matches {
                 None => {
-                    check_hints(plain, &d.hints);
-                    first_hints = Some(d.hints);
+                    check_matches(plain, &d.matches);
+                    first_matches = Some(d.matches);
                 }
-                Some(h) => assert!(*h == d.hints, "hints depend on the cuts"),
+                Some(h) => assert!(*h == d.matches, "matches depend on the cuts"),
             }
         }
     }
@@ -1452,7 +1439,7 @@ mod tests {
             })
             .collect();
         fixed_block(&mut w, &second, true, odd_258, &mut plain);
-        // The expected hints, from the tokens.
+        // The expected matches, from the tokens.
         let matches_of = |tokens: &[Tok], pos: &mut u64| -> Vec<Hint> {
             let mut found = Vec::new();
             for t in tokens {
@@ -1467,17 +1454,16 @@ mod tests {
             found
         };
         let mut pos = 0u64;
-        let mut hints = matches_of(&first, &mut pos);
-        hints.extend(Hint::region_for_stored(pos, 5, false));
-        pos += 5;
-        hints.extend(matches_of(&second, &mut pos));
+        let mut matches = matches_of(&first, &mut pos);
+        pos += 5; // the stored block's bytes
+        matches.extend(matches_of(&second, &mut pos));
         assert_eq!(pos as usize, plain.len());
-        (w.finish(), plain, hints)
+        (w.finish(), plain, matches)
     }
 
     #[test]
     fn hand_made_stream_gives_its_matches() {
-        let (stream, plain, hints) = hand_made(false);
+        let (stream, plain, matches) = hand_made(false);
         // zlib agrees on the plain data.
         let mut zplain = Vec::new();
         flate2::read::DeflateDecoder::new(&stream[..])
@@ -1486,18 +1472,18 @@ mod tests {
         assert!(zplain == plain);
         check_stream(&stream, &plain, 7);
         let d = decode(&stream, || usize::MAX, 1 << 20).unwrap();
-        assert_eq!(d.hints, hints);
+        assert_eq!(d.matches, matches);
         assert_eq!(
-            d.hints.len(),
-            2 + 2 + 1 + 26,
-            "matches, the stored block, matches"
+            d.matches.len(),
+            2 + 2 + 26,
+            "the matches of both Huffman blocks, none of the stored block"
         );
         assert!(d.canonical);
     }
 
     #[test]
     fn length_258_as_284_is_not_canonical() {
-        let (stream, plain, hints) = hand_made(true);
+        let (stream, plain, matches) = hand_made(true);
         let mut zplain = Vec::new();
         flate2::read::DeflateDecoder::new(&stream[..])
             .read_to_end(&mut zplain)
@@ -1506,7 +1492,7 @@ mod tests {
         for (piece, max_out) in [(usize::MAX, 1 << 20), (1, 3)] {
             let d = decode(&stream, || piece, max_out).unwrap();
             assert!(d.plain == plain);
-            assert_eq!(d.hints, hints);
+            assert_eq!(d.matches, matches);
             assert!(!d.canonical);
         }
         // Before the odd match, the stream still counts as canonical.
@@ -1646,12 +1632,11 @@ mod tests {
         check_stream(&stream, b"aaaa", 3);
         let d = decode(&stream, || usize::MAX, 100).unwrap();
         assert_eq!(
-            d.hints,
+            d.matches,
             vec![Hint {
                 pos: 1,
                 len: 3,
                 dist: 1,
-                ..Default::default()
             }]
         );
         // The unused code (bit 1) is invalid, as in zlib.
@@ -1757,7 +1742,7 @@ mod tests {
                         d.eof && d.plain == plain,
                         "round {round}: differs from zlib"
                     );
-                    check_hints(&plain, &d.hints);
+                    check_matches(&plain, &d.matches);
                 }
                 Ok(None) => {
                     let d = ours
@@ -1768,28 +1753,6 @@ mod tests {
         }
         println!("{errors} errors, {ends} ends");
         assert!(errors > rounds / 30 && ends > rounds / 30);
-    }
-
-    /// The hints are what the Go encoder needs in place of its match search, with the
-    /// search regions where stored blocks hide their matches.
-    #[test]
-    fn go_encoder_rebuilds_its_stream_from_the_hints() {
-        let kinds = data_kinds();
-        for (name, plain) in kinds.iter() {
-            for level in [4, 6, 9] {
-                let stream = go_deflate(plain, level);
-                let d = decode(&stream, || 512 << 10, 2 << 20).unwrap();
-                let mut e = crate::goflate::GoDeflater::new(level).unwrap();
-                e.use_hints().unwrap();
-                for &h in &d.hints {
-                    e.hints_mut().push(h);
-                }
-                e.hints_mut().finish();
-                e.write(plain);
-                e.close();
-                assert!(e.take_output() == stream, "{name}, Go level {level}");
-            }
-        }
     }
 
     /// Where the deflate data of a gzip member starts.
@@ -1838,7 +1801,7 @@ mod tests {
                     path.display()
                 );
                 assert!(d.canonical);
-                check_hints(&plain, &d.hints);
+                check_matches(&plain, &d.matches);
             }
             seen += 1;
         }

@@ -4,8 +4,8 @@
 //! the block's code.
 //!
 //! Writing a stream from its transcript needs no match search and no Huffman tree
-//! building: only the bit packing. It is several times faster than the encoders that
-//! replay a stream's matches, and it works for any encoder. For a stream that is mostly
+//! building: only the bit packing. It is several times faster than re-encoding the
+//! data, and it works for any encoder. For a stream that is mostly
 //! literals (jar layers), the headers add some 0.3 % of the plain size to the 1-2 % the
 //! matches take.
 //!
@@ -69,9 +69,9 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 
 /// Appends packed records for `matches` and `raw` (each in stream order, after
 /// `*last_end`), merged by position; raw bits go first at a tie (a block's header comes
-/// before its first match). Search regions among `matches` are left out.
+/// before its first match).
 pub fn pack(matches: &[Hint], raw: &[RawBits], last_end: &mut u64, out: &mut Vec<u8>) {
-    let mut m = matches.iter().filter(|h| !h.is_region()).peekable();
+    let mut m = matches.iter().peekable();
     let mut r = raw.iter().peekable();
     loop {
         let raw_first = match (m.peek(), r.peek()) {

@@ -2,7 +2,6 @@
 //! streams by, so that at the end we know which encoder (if any) rebuilds the stream.
 
 use crate::goflate::GoDeflater;
-use crate::hints::Hint;
 use crate::zlib_port::ZlibEncoder;
 
 /// At most this many Go variants (different early-slide histories) are followed at once.
@@ -13,47 +12,17 @@ const MAX_LAG: usize = 64 << 20;
 /// Plain bytes given to each candidate between comparisons.
 const STEP: usize = 16 << 10;
 
-/// What a candidate encoder is. `hinted`: it takes its matches from hints (see
-/// hints.rs) instead of searching.
+/// What a candidate encoder is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EncoderSpec {
     /// Go compress/flate at `level`, sliding early at the given frames.
-    Go {
-        level: i32,
-        early_slides: Vec<u64>,
-        hinted: bool,
-    },
+    Go { level: i32, early_slides: Vec<u64> },
     /// zlib deflate with windowBits -15 (raw) and these parameters.
     Zlib {
         level: i32,
         mem_level: i32,
         strategy: i32,
-        hinted: bool,
     },
-}
-
-/// The Go encoder a spec describes.
-pub fn go_encoder(level: i32, early_slides: &[u64], hinted: bool) -> Result<GoDeflater, String> {
-    let mut enc = GoDeflater::new(level)?;
-    enc.set_early_slides(early_slides);
-    if hinted {
-        enc.use_hints()?;
-    }
-    Ok(enc)
-}
-
-/// The zlib encoder a spec describes.
-pub fn zlib_encoder(
-    level: i32,
-    mem_level: i32,
-    strategy: i32,
-    hinted: bool,
-) -> Result<ZlibEncoder, String> {
-    let mut enc = ZlibEncoder::new(level, mem_level, 15, strategy)?;
-    if hinted {
-        enc.use_hints()?;
-    }
-    Ok(enc)
 }
 
 struct GoVariant {
@@ -95,59 +64,35 @@ pub struct Verifier {
     base: u64,
     total_expected: u64,
     finished: bool,
-    /// `use_hints` was called: only the candidates that replay take hints.
-    replaying: bool,
-    /// The plain data and hints fed until `use_hints`, for the candidates that then
-    /// replay from the start (the original bytes stay in `expected`, not trimmed
-    /// meanwhile); dropped when it grows past MAX_HEAD.
-    head: Option<Head>,
-}
-
-/// Plain bytes at most kept for `use_hints`.
-const MAX_HEAD: usize = 16 << 20;
-
-#[derive(Default)]
-struct Head {
-    plain: Vec<u8>,
-    hints: Vec<Hint>,
-}
-
-/// How many bytes of `out`, the whole output of an encoder fed the head, are now seen to
-/// be the `original`'s: all the original bytes at hand, or all of `out`, whichever is
-/// shorter; at least `matched`, those of the candidate it stands in for (a replaying
-/// encoder may be ahead: it copies a stored block's bytes as they come). None if they
-/// differ.
-fn checked_bytes(original: &[u8], out: &[u8], matched: u64) -> Option<u64> {
-    let n = out.len().min(original.len());
-    (n as u64 >= matched && out[..n] == original[..n]).then_some(n as u64)
 }
 
 impl Verifier {
-    /// `replay`: `use_hints` will be called, so what is fed until then is kept.
-    pub fn new(specs: &[EncoderSpec], replay: bool) -> Result<Self, String> {
+    pub fn new(specs: &[EncoderSpec]) -> Result<Self, String> {
         let mut candidates = Vec::new();
         for spec in specs {
             candidates.push(match spec {
                 EncoderSpec::Go {
                     level,
                     early_slides,
-                    hinted,
-                } => Candidate::Go {
-                    level: *level,
-                    variants: vec![GoVariant {
-                        enc: go_encoder(*level, early_slides, *hinted)?,
-                        early: early_slides.clone(),
-                        matched: 0,
-                    }],
-                },
+                } => {
+                    let mut enc = GoDeflater::new(*level)?;
+                    enc.set_early_slides(early_slides);
+                    Candidate::Go {
+                        level: *level,
+                        variants: vec![GoVariant {
+                            enc,
+                            early: early_slides.clone(),
+                            matched: 0,
+                        }],
+                    }
+                }
                 EncoderSpec::Zlib {
                     level,
                     mem_level,
                     strategy,
-                    hinted,
                 } => Candidate::Zlib {
                     spec: spec.clone(),
-                    enc: zlib_encoder(*level, *mem_level, *strategy, *hinted)?,
+                    enc: ZlibEncoder::new(*level, *mem_level, 15, *strategy)?,
                     matched: 0,
                     alive: true,
                 },
@@ -159,8 +104,6 @@ impl Verifier {
             base: 0,
             total_expected: 0,
             finished: false,
-            replaying: false,
-            head: replay.then(Head::default),
         })
     }
 
@@ -199,113 +142,10 @@ impl Verifier {
         self.trim();
     }
 
-    /// Gives the candidates that replay hints, or can, the next match hints (in
-    /// position order). Every hint that starts before the end of the plain data fed so
-    /// far must have been given.
-    pub fn add_hints(&mut self, hints: &[Hint]) {
-        let push = |q: &mut crate::hints::HintQueue| hints.iter().for_each(|h| q.push(*h));
-        let replaying = self.replaying;
-        if let Some(head) = self.head.as_mut() {
-            head.hints.extend_from_slice(hints);
-        }
-        for cand in self.candidates.iter_mut() {
-            match cand {
-                Candidate::Go { variants, .. } => {
-                    for v in variants.iter_mut() {
-                        if v.enc.hinted() || (!replaying && v.enc.can_use_hints()) {
-                            push(v.enc.hints_mut());
-                        }
-                    }
-                }
-                Candidate::Zlib { enc, alive, .. } => {
-                    if *alive && (enc.hinted() || !replaying) {
-                        if let Some(q) = enc.hints_mut() {
-                            push(q)
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// From now on the candidates that can (Go and zlib at levels 4-9) replay the hints
-    /// instead of searching: the search found the level, the hints make it cheap. Each
-    /// is replaced by one that replays from the stream's start, as a rebuild will, once
-    /// that one is seen to give the same bytes so far; one that does not, and the
-    /// candidates that cannot replay, go on searching.
-    pub fn use_hints(&mut self) {
-        if self.replaying {
-            return;
-        }
-        self.replaying = true;
-        let Some(head) = self.head.take() else {
-            return; // too far in to replay from the start
-        };
-        debug_assert_eq!(self.base, 0, "nothing is trimmed while the head is kept");
-        let original = &self.expected[..];
-        for cand in self.candidates.iter_mut() {
-            match cand {
-                Candidate::Go { level, variants } => {
-                    for v in variants.iter_mut() {
-                        if !v.enc.can_use_hints() {
-                            continue;
-                        }
-                        let Ok(mut fresh) = go_encoder(*level, &v.early, true) else {
-                            continue;
-                        };
-                        head.hints.iter().for_each(|h| fresh.hints_mut().push(*h));
-                        fresh.write(&head.plain);
-                        if let Some(n) = checked_bytes(original, fresh.output(), v.matched) {
-                            fresh.drain_output(n as usize);
-                            v.enc = fresh;
-                            v.matched = n;
-                        }
-                    }
-                }
-                Candidate::Zlib {
-                    spec,
-                    enc,
-                    matched,
-                    alive: true,
-                } => {
-                    let EncoderSpec::Zlib {
-                        level,
-                        mem_level,
-                        strategy,
-                        ..
-                    } = *spec
-                    else {
-                        continue;
-                    };
-                    let Ok(mut fresh) = zlib_encoder(level, mem_level, strategy, true) else {
-                        continue;
-                    };
-                    if let Some(q) = fresh.hints_mut() {
-                        head.hints.iter().for_each(|h| q.push(*h));
-                    }
-                    fresh.write(&head.plain);
-                    if let Some(n) = checked_bytes(original, fresh.output(), *matched) {
-                        fresh.drain_output(n as usize);
-                        *enc = fresh;
-                        *matched = n;
-                    }
-                }
-                Candidate::Zlib { .. } => {}
-            }
-        }
-    }
-
     /// Feeds the next plain bytes and the next original compressed bytes (the two need
     /// not correspond exactly; they only have to be the same streams in order).
     pub fn feed(&mut self, plain: &[u8], compressed: &[u8]) {
         assert!(!self.finished, "feed after finish");
-        if let Some(head) = self.head.as_mut() {
-            if head.plain.len() + plain.len() > MAX_HEAD {
-                self.head = None;
-            } else {
-                head.plain.extend_from_slice(plain);
-            }
-        }
         self.expected.extend_from_slice(compressed);
         self.total_expected += compressed.len() as u64;
         // Small steps, so that a wrong candidate stops costing soon after it differs.
@@ -357,7 +197,6 @@ impl Verifier {
                             ok.push(EncoderSpec::Go {
                                 level: *level,
                                 early_slides: v.early.clone(),
-                                hinted: v.enc.hinted(),
                             });
                             break;
                         }
@@ -374,20 +213,7 @@ impl Verifier {
                         let out_len = enc.output().len();
                         let (good, n) = check(enc.output(), expected, base, matched);
                         if good && n == out_len && *matched == total {
-                            ok.push(match spec {
-                                EncoderSpec::Zlib {
-                                    level,
-                                    mem_level,
-                                    strategy,
-                                    ..
-                                } => EncoderSpec::Zlib {
-                                    level: *level,
-                                    mem_level: *mem_level,
-                                    strategy: *strategy,
-                                    hinted: enc.hinted(),
-                                },
-                                other => other.clone(),
-                            });
+                            ok.push(spec.clone());
                         }
                     }
                 }
@@ -431,9 +257,6 @@ impl Verifier {
 
     /// Forgets original bytes every live candidate has already matched.
     fn trim(&mut self) {
-        if self.head.is_some() {
-            return; // `use_hints` compares with the original from its start
-        }
         let upto = self.min_matched().unwrap_or(self.total_expected);
         let n = (upto - self.base) as usize;
         if n > 0 && (n >= self.expected.len() / 2 || n >= 1 << 20) {

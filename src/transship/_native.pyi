@@ -1,8 +1,7 @@
 """Type stubs for the Rust extension built from native/ (see transship.gzip_rebuild).
 
-Encoder specs are tuples: ("go", level, early_slides[, hinted]) or ("zlib", level,
-mem_level, strategy[, hinted]); a hinted encoder replays the match hints it is given
-(packed as native/src/hints.rs says) instead of searching. Byte arguments accept any contiguous bytes-like object; the calls release
+Encoder specs are tuples: ("go", level, early_slides) or ("zlib", level, mem_level,
+strategy). Byte arguments accept any contiguous bytes-like object; the calls release
 the GIL, so the object must not change while a call runs.
 """
 
@@ -10,7 +9,7 @@ from collections.abc import Buffer, Sequence
 
 ZLIB_VERSION: str
 
-EncoderSpec = tuple[str, int, list[int], bool] | tuple[str, int, int, int, bool]
+EncoderSpec = tuple[str, int, list[int]] | tuple[str, int, int, int]
 
 class Deflater:
     """A raw-deflate encoder described by an encoder spec."""
@@ -18,12 +17,6 @@ class Deflater:
     def __init__(self, spec: Sequence[object]) -> None: ...
     def compress(self, data: Buffer) -> bytes: ...
     def finish(self) -> bytes: ...
-    def add_hints(self, packed: Buffer) -> None:
-        """Packed hints, any cut; ValueError if the encoder is not hinted."""
-    def finish_hints(self) -> None: ...
-    @property
-    def hint_horizon(self) -> int:
-        """Every hint starting before this plain position has been added."""
 
 class Inflater:
     """Streaming raw-deflate decompressor (zlib-rs); ValueError on corrupt data."""
@@ -35,8 +28,8 @@ class Inflater:
         """(plain bytes, up to max_length; bytes of `data` used)."""
 
 class TokenInflater:
-    """Streaming raw-deflate decompressor that also tells the stream's matches, or its
-    transcript (block headers and matches)."""
+    """Streaming raw-deflate decompressor that can also record the stream's transcript
+    (block headers and matches)."""
 
     def __init__(self, transcript: bool = False) -> None: ...
     @property
@@ -46,8 +39,6 @@ class TokenInflater:
         """False once a match was coded in a way no Go or zlib encoder writes."""
     def decompress(self, data: Buffer, max_length: int) -> tuple[bytes, int]:
         """(plain bytes, up to max_length; bytes of `data` used)."""
-    def take_hints(self) -> bytes:
-        """The matches decoded since the last call, packed."""
     def take_transcript(self) -> bytes:
         """The transcript records decoded since the last call, packed (needs
         `transcript`)."""
@@ -80,14 +71,10 @@ class Verifier:
     """Candidate encoders run over a stream's plain data, compared with its original
     compressed bytes."""
 
-    def __init__(self, specs: Sequence[Sequence[object]], replay: bool = False) -> None: ...
+    def __init__(self, specs: Sequence[Sequence[object]]) -> None: ...
     @property
     def alive(self) -> int: ...
     def retain_best(self, n: int) -> None: ...
-    def add_hints(self, packed: Buffer) -> None:
-        """Packed hints for the hinted candidates, ahead of the plain data."""
-    def use_hints(self) -> None:
-        """From now on the candidates that can replay the hints (needs `replay`)."""
     def feed(self, plain: Buffer, compressed: Buffer) -> None: ...
     def finish(self) -> list[EncoderSpec]: ...
 

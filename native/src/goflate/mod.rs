@@ -16,7 +16,6 @@ mod fast;
 mod huffman;
 mod token;
 
-use crate::hints::HintQueue;
 use bitwriter::{HuffmanBitWriter, MAX_STORE_BLOCK_SIZE};
 use fast::{common_prefix, DeflateFast};
 use token::{literal_token, match_token, Token, BASE_MATCH_LENGTH, BASE_MATCH_OFFSET};
@@ -168,17 +167,6 @@ fn hash4(b: &[u8]) -> u32 {
     v.wrapping_mul(HASHMUL) >> (32 - HASH_BITS)
 }
 
-/// Whether a step outputs a match: the one found at the previous step when the
-/// current one is not better (lazy), or the one found here (greedy).
-#[inline(always)]
-fn emits_match<const LAZY: bool>(prev_length: usize, length: usize) -> bool {
-    if LAZY {
-        prev_length >= MIN_MATCH_LENGTH && length <= prev_length
-    } else {
-        length >= MIN_MATCH_LENGTH
-    }
-}
-
 /// The per-position state of the deflate loop, kept in locals while it runs.
 struct Cursor {
     index: usize,
@@ -232,16 +220,6 @@ pub struct GoDeflater {
     /// Set by an "early" decision: the next fill slides before any more searching.
     slide_now: bool,
     closed: bool,
-    /// Levels 4-9 with match hints: matches come from `hints` instead of the search,
-    /// except in search regions (the hash chains are kept only for those).
-    hinted: bool,
-    hints: HintQueue,
-    /// Stream position where the current search region ends (see hints.rs).
-    region_end: u64,
-    /// A hinted encoder's chains hold every position before this one (0: none yet).
-    chains_until: u64,
-    /// Stream position where the stored block being copied ends.
-    copy_end: u64,
 }
 
 impl GoDeflater {
@@ -289,39 +267,7 @@ impl GoDeflater {
             pass_slide_point: false,
             slide_now: false,
             closed: false,
-            hinted: false,
-            hints: HintQueue::new(),
-            region_end: 0,
-            chains_until: 0,
-            copy_end: 0,
         })
-    }
-
-    /// Takes matches from `hints_mut()` instead of searching (levels 4-9 only), except
-    /// in search regions: the stream the hints came from is rebuilt at a fraction of
-    /// the cost. May start mid-stream (an encoder that found the level by searching).
-    pub fn use_hints(&mut self) -> Result<(), String> {
-        if !self.can_use_hints() {
-            return Err("match hints need a Go level from 4 to 9".into());
-        }
-        self.hinted = true;
-        Ok(())
-    }
-
-    /// Levels 4-9. Levels 2-3 skip positions inside long matches in their chains,
-    /// which the chains rebuilt for a search region would not know.
-    pub fn can_use_hints(&self) -> bool {
-        self.mode == Mode::Deflate && self.cl.fast_skip_hashing == SKIP_NEVER
-    }
-
-    /// The queue of match hints, to be filled ahead of the plain data (every hint that
-    /// starts before the end of the data written must be in it).
-    pub fn hints_mut(&mut self) -> &mut HintQueue {
-        &mut self.hints
-    }
-
-    pub fn hinted(&self) -> bool {
-        self.hinted
     }
 
     /// Frames (counted from 0 at the first slide) whose slide must happen early.
@@ -409,22 +355,8 @@ impl GoDeflater {
         }
     }
 
-    /// The stream position of window index `index` (what hints are keyed by).
-    #[inline(always)]
-    fn stream_pos(&self, index: usize) -> u64 {
-        self.slides * WINDOW_SIZE as u64 + index as u64
-    }
-
     /// Whether early and late sliding give different searches at the pending decision.
     pub fn slide_would_matter(&self) -> bool {
-        let pos = self.stream_pos(self.index);
-        if self.hinted && pos >= self.region_end {
-            // Hints do not depend on the window; only a block written in the step at
-            // the slide point can: sliding first takes away its stored-block option.
-            return self.paused
-                && self.block_start < WINDOW_SIZE as i64
-                && self.num_tokens + 1 >= MAX_FLATE_BLOCK_TOKENS;
-        }
         self.paused && self.slide_search_differs(self.window_end - self.index)
     }
 
@@ -442,10 +374,6 @@ impl GoDeflater {
             && self.paused == o.paused
             && self.slide_now == o.slide_now
             && self.closed == o.closed
-            && self.hinted == o.hinted
-            && self.region_end == o.region_end
-            && self.chains_until == o.chains_until
-            && self.copy_end == o.copy_end
             && self.w.same_pending(&o.w)
             && self.tokens[..self.num_tokens] == o.tokens[..o.num_tokens]
             && self.window[..self.window_end] == o.window[..o.window_end]
@@ -646,11 +574,10 @@ impl GoDeflater {
     }
 
     fn deflate(&mut self) {
-        match (self.cl.fast_skip_hashing == SKIP_NEVER, self.hinted) {
-            (true, false) => self.deflate_with::<true, false>(),
-            (false, false) => self.deflate_with::<false, false>(),
-            (true, true) => self.deflate_with::<true, true>(),
-            (false, true) => self.deflate_with::<false, true>(),
+        if self.cl.fast_skip_hashing == SKIP_NEVER {
+            self.deflate_with::<true>();
+        } else {
+            self.deflate_with::<false>();
         }
     }
 
@@ -669,10 +596,10 @@ impl GoDeflater {
         old
     }
 
-    /// Go's `deflate` loop; `LAZY` for levels 4-9 (lazy matching), not for levels 2-3;
-    /// `HINTED`: matches from the hints. The state lives in a local cursor during the
-    /// loop (in registers) and goes back to `self` on the way out.
-    fn deflate_with<const LAZY: bool, const HINTED: bool>(&mut self) {
+    /// Go's `deflate` loop; `LAZY` for levels 4-9 (lazy matching), not for levels 2-3.
+    /// The state lives in a local cursor during the loop (in registers) and goes back
+    /// to `self` on the way out.
+    fn deflate_with<const LAZY: bool>(&mut self) {
         if self.window_end - self.index < MIN_MATCH_LENGTH + MAX_MATCH_LENGTH && !self.sync {
             return;
         }
@@ -693,17 +620,7 @@ impl GoDeflater {
             .saturating_sub(MIN_MATCH_LENGTH + MAX_MATCH_LENGTH)
             .min(SLIDE_POINT);
         while c.index < fast_end {
-            if HINTED {
-                if self.copy_stored(&mut c, fast_end) {
-                    continue;
-                }
-                let run = self.literal_run_length(&c, fast_end);
-                if run > 0 {
-                    self.literal_run::<LAZY>(&mut c, run);
-                    continue;
-                }
-            }
-            self.deflate_step::<LAZY, true, HINTED>(&mut c);
+            self.deflate_step::<LAZY, true>(&mut c);
         }
         let stop_at_slide_point = !self.sync && !self.pass_slide_point;
         loop {
@@ -732,7 +649,7 @@ impl GoDeflater {
                 self.paused = true;
                 break;
             }
-            self.deflate_step::<LAZY, false, HINTED>(&mut c);
+            self.deflate_step::<LAZY, false>(&mut c);
         }
         self.index = c.index;
         self.length = c.length;
@@ -745,18 +662,11 @@ impl GoDeflater {
     /// One position of Go's `deflate` loop (after its end-of-data and slide checks).
     /// `FAST`: the position is before the loop's `fast_end`.
     #[inline(always)]
-    fn deflate_step<const LAZY: bool, const FAST: bool, const HINTED: bool>(
-        &mut self,
-        c: &mut Cursor,
-    ) {
-        let index = c.index;
-        if HINTED {
-            self.hinted_step::<LAZY>(c, index);
-            return;
-        }
+    fn deflate_step<const LAZY: bool, const FAST: bool>(&mut self, c: &mut Cursor) {
         let window_end = self.window_end;
         let max_insert_index = self.max_insert_index;
         let hash_offset = self.hash_offset;
+        let index = c.index;
         let lookahead = window_end - index;
         if FAST {
             // index + PREFETCH_DISTANCE + 4 <= window_end: the lookahead is full.
@@ -800,7 +710,11 @@ impl GoDeflater {
                 c.offset = new_offset;
             }
         }
-        let emit_match = emits_match::<LAZY>(prev_length, c.length);
+        let emit_match = if LAZY {
+            prev_length >= MIN_MATCH_LENGTH && c.length <= prev_length
+        } else {
+            c.length >= MIN_MATCH_LENGTH
+        };
         if emit_match {
             // There was a match at the previous step and the current one is not
             // better (lazy), or there is a match here (greedy): output it.
@@ -849,187 +763,6 @@ impl GoDeflater {
         } else {
             self.add_literal::<LAZY>(c);
         }
-    }
-
-    /// `deflate_step` with the match at `index` taken from the hints: the same tokens
-    /// and blocks as the search that chose those matches, without hash chains. In a
-    /// search region (a stored block, which hides its matches) the search runs.
-    #[inline(always)]
-    fn hinted_step<const LAZY: bool>(&mut self, c: &mut Cursor, index: usize) {
-        if self.copy_stored(c, index + 1) {
-            return;
-        }
-        let pos = self.stream_pos(index);
-        let mut hint = None;
-        if pos >= self.region_end {
-            match self.hints.take_at(pos) {
-                Some(h) if h.is_region() => {
-                    if LAZY && self.start_stored(c, h) {
-                        return;
-                    }
-                    self.enter_region(index, h.end())
-                }
-                h => hint = h,
-            }
-        }
-        if pos < self.region_end {
-            self.deflate_step::<LAZY, false, false>(c);
-            // Every position before the next step's is in the chains by then.
-            self.chains_until = self.stream_pos(c.index);
-            return;
-        }
-        let lookahead = self.window_end - index;
-        let prev_length = c.length;
-        let prev_offset = c.offset;
-        c.length = MIN_MATCH_LENGTH - 1;
-        c.offset = 0;
-        if let Some(h) = hint {
-            let (len, dist) = (h.len as usize, h.dist as usize);
-            // Only what Go could have chosen here; anything else stays a literal (and
-            // the rebuilt stream then differs, which the caller's checks catch).
-            if len >= MIN_MATCH_LENGTH && len <= lookahead && dist <= index.min(WINDOW_SIZE) {
-                c.length = len;
-                c.offset = dist;
-            }
-        }
-        let emit_match = emits_match::<LAZY>(prev_length, c.length);
-        if !emit_match {
-            self.add_literal::<LAZY>(c);
-            return;
-        }
-        let (length, offset) = if LAZY {
-            (prev_length, prev_offset)
-        } else {
-            (c.length, c.offset)
-        };
-        self.tokens[c.num_tokens] = match_token(
-            length as u32 - BASE_MATCH_LENGTH,
-            offset as u32 - BASE_MATCH_OFFSET,
-        );
-        c.num_tokens += 1;
-        // Go's loop ends the match at the same index whichever way it skips ahead.
-        c.index = if LAZY {
-            index + length - 1
-        } else {
-            index + length
-        };
-        if LAZY {
-            c.byte_available = false;
-            c.length = MIN_MATCH_LENGTH - 1;
-        }
-        if c.num_tokens == MAX_FLATE_BLOCK_TOKENS {
-            self.write_block(c.index, c.num_tokens);
-            c.num_tokens = 0;
-        }
-    }
-
-    /// How many of the next steps of a hinted encoder (before `limit`) are known to
-    /// find no match with none pending: those before the next hint, outside regions.
-    #[inline(always)]
-    fn literal_run_length(&self, c: &Cursor, limit: usize) -> usize {
-        if c.length >= MIN_MATCH_LENGTH {
-            return 0; // the next step outputs the pending match
-        }
-        let pos = self.stream_pos(c.index);
-        if pos < self.region_end {
-            return 0;
-        }
-        let ahead = self.hints.next_pos().saturating_sub(pos);
-        ahead.min((limit - c.index) as u64) as usize
-    }
-
-    /// `count` steps of `hinted_step` without a match: each outputs the pending byte
-    /// (lazy) or the current one as a literal, as `add_literal` does one at a time.
-    #[inline(always)]
-    fn literal_run<const LAZY: bool>(&mut self, c: &mut Cursor, count: usize) {
-        let end = c.index + count;
-        let mut i = c.index;
-        if LAZY && !c.byte_available {
-            c.byte_available = true; // the first step only makes its byte pending
-            i += 1;
-        }
-        while i < end {
-            let at = if LAZY { i - 1 } else { i };
-            self.tokens[c.num_tokens] = literal_token(self.window[at] as u32);
-            c.num_tokens += 1;
-            if c.num_tokens == MAX_FLATE_BLOCK_TOKENS {
-                self.write_block(at + 1, c.num_tokens);
-                c.num_tokens = 0;
-            }
-            i += 1;
-        }
-        c.index = end;
-        c.length = MIN_MATCH_LENGTH - 1;
-        c.offset = 0;
-    }
-
-    /// At the start of a search region (a stored block), writes the block's header
-    /// instead of searching for the matches it hides: those only decided where the
-    /// block ends and that it is stored, which the stream says; `copy_stored` then
-    /// copies its bytes. Needs the tokens before it to fill the block before it exactly
-    /// (the pending literal, if any, is the last); false (search instead) otherwise.
-    fn start_stored(&mut self, c: &mut Cursor, h: crate::hints::Hint) -> bool {
-        let index = c.index;
-        let pos = self.stream_pos(index);
-        if h.pos != pos || c.length >= MIN_MATCH_LENGTH {
-            return false;
-        }
-        if c.byte_available {
-            if c.num_tokens + 1 != MAX_FLATE_BLOCK_TOKENS {
-                return false;
-            }
-            // The pending byte before the region is the last literal of its block.
-            self.tokens[c.num_tokens] = literal_token(self.window[index - 1] as u32);
-            self.write_block(index, MAX_FLATE_BLOCK_TOKENS);
-            c.num_tokens = 0;
-            c.byte_available = false;
-        } else if c.num_tokens != 0 {
-            return false;
-        }
-        self.w.write_stored_header(h.len as usize, false);
-        self.copy_end = h.end();
-        c.length = MIN_MATCH_LENGTH - 1;
-        c.offset = 0;
-        true
-    }
-
-    /// Copies the bytes of the stored block `start_stored` began, up to window index
-    /// `limit`; false when there is none to copy.
-    #[inline(always)]
-    fn copy_stored(&mut self, c: &mut Cursor, limit: usize) -> bool {
-        let pos = self.stream_pos(c.index);
-        if pos >= self.copy_end {
-            return false;
-        }
-        let n = ((self.copy_end - pos) as usize).min(limit - c.index);
-        self.w.write_bytes_pub(&self.window[c.index..c.index + n]);
-        c.index += n;
-        if pos + n as u64 == self.copy_end {
-            self.block_start = c.index as i64;
-        }
-        true
-    }
-
-    /// Starts a search region ending at stream position `end`: the hash chains get
-    /// every window position before `index`, as levels 4-9 had them: those since the
-    /// last region when it was less than a window back (stored blocks come in runs),
-    /// else the whole window afresh.
-    fn enter_region(&mut self, index: usize, end: u64) {
-        let pos = self.stream_pos(index);
-        let mut start = index.saturating_sub(WINDOW_SIZE);
-        if self.chains_until > 0 && pos - self.chains_until < (index - start) as u64 {
-            start = index - (pos - self.chains_until) as usize;
-        } else {
-            self.hash_head.fill(0);
-        }
-        let hash_offset = self.hash_offset;
-        let stop = index.min(self.max_insert_index.max(0) as usize);
-        for i in start..stop {
-            let hash = self.hash_at::<false>(i);
-            self.insert_hash(i, hash, hash_offset);
-        }
-        self.region_end = end;
-        self.chains_until = pos;
     }
 
     /// The step without a match to output: the pending byte (lazy) or the current one

@@ -15,7 +15,6 @@
 
 mod trees;
 
-use crate::hints::HintQueue;
 use trees::{tables, BitOut, TreeState};
 
 const MIN_MATCH: usize = 3;
@@ -44,13 +43,6 @@ const CONFIG: [(usize, usize, usize, usize); 10] = [
     (32, 258, 258, 4096),
 ];
 
-/// Whether the next step of a deflate loop can run (see `fill_for_step`).
-enum Step {
-    Go,
-    NeedInput,
-    End,
-}
-
 pub struct ZlibPortDeflater {
     level: usize,
     window: Vec<u8>,
@@ -76,17 +68,6 @@ pub struct ZlibPortDeflater {
     trees: Box<TreeState>,
     bits: BitOut,
     finished: bool,
-    /// Matches come from `hints` instead of the search (see `use_hints`).
-    hinted: bool,
-    hints: HintQueue,
-    /// Plain bytes slid out of the window: window index + slid = stream position.
-    slid: u64,
-    /// Stream position where the current search region ends (see hints.rs).
-    region_end: u64,
-    /// A hinted encoder's chains hold every position before this one (0: none yet).
-    chains_until: u64,
-    /// Stream position where the stored block being copied ends.
-    copy_end: u64,
 }
 
 #[inline(always)]
@@ -156,41 +137,7 @@ impl ZlibPortDeflater {
                 out: Vec::with_capacity(1 << 16),
             },
             finished: false,
-            hinted: false,
-            hints: HintQueue::new(),
-            slid: 0,
-            region_end: 0,
-            chains_until: 0,
-            copy_end: 0,
         })
-    }
-
-    /// The stream position of `strstart` (what hints are keyed by).
-    #[inline(always)]
-    fn stream_pos(&self) -> u64 {
-        self.slid + self.strstart as u64
-    }
-
-    /// Takes matches from `hints_mut()` instead of searching, except in search regions
-    /// (levels 4-9: deflate_slow's): the stream the hints came from is rebuilt at a
-    /// fraction of the cost. May start mid-stream (an encoder that found the level by
-    /// searching).
-    pub fn use_hints(&mut self) -> Result<(), String> {
-        if self.level < 4 {
-            return Err("match hints need a zlib level from 4 to 9".into());
-        }
-        self.hinted = true;
-        Ok(())
-    }
-
-    pub fn hinted(&self) -> bool {
-        self.hinted
-    }
-
-    /// The queue of match hints, to be filled ahead of the plain data (every hint that
-    /// starts before the end of the data written must be in it).
-    pub fn hints_mut(&mut self) -> &mut HintQueue {
-        &mut self.hints
     }
 
     pub fn write(&mut self, input: &[u8]) {
@@ -224,9 +171,7 @@ impl ZlibPortDeflater {
     }
 
     fn run(&mut self, input: &mut &[u8], finish: bool) {
-        if self.hinted {
-            self.deflate_hinted(input, finish);
-        } else if self.level <= 3 {
+        if self.level <= 3 {
             self.deflate_fast(input, finish);
         } else {
             self.deflate_slow(input, finish);
@@ -275,11 +220,7 @@ impl ZlibPortDeflater {
                 if self.insert > self.strstart {
                     self.insert = self.strstart;
                 }
-                self.slid += W_SIZE as u64;
-                // A hinted encoder keeps chains only once it searched.
-                if !self.hinted || self.chains_until > 0 {
-                    self.slide_hash();
-                }
+                self.slide_hash();
                 more += W_SIZE;
             }
             if input.is_empty() {
@@ -381,27 +322,16 @@ impl ZlibPortDeflater {
         self.block_start = self.strstart as isize;
     }
 
-    /// The top of zlib's deflate_fast and deflate_slow loops: input is pulled in when
-    /// fewer than MIN_LOOKAHEAD bytes are left; may a step run now?
-    fn fill_for_step(&mut self, input: &mut &[u8], finish: bool) -> Step {
-        if self.lookahead < MIN_LOOKAHEAD {
-            self.fill_window(input);
-            if self.lookahead < MIN_LOOKAHEAD && !finish {
-                return Step::NeedInput;
-            }
-            if self.lookahead == 0 {
-                return Step::End;
-            }
-        }
-        Step::Go
-    }
-
     fn deflate_fast(&mut self, input: &mut &[u8], finish: bool) {
         loop {
-            match self.fill_for_step(input, finish) {
-                Step::Go => {}
-                Step::NeedInput => return,
-                Step::End => break,
+            if self.lookahead < MIN_LOOKAHEAD {
+                self.fill_window(input);
+                if self.lookahead < MIN_LOOKAHEAD && !finish {
+                    return;
+                }
+                if self.lookahead == 0 {
+                    break;
+                }
             }
             let mut hash_head = 0;
             if self.lookahead >= MIN_MATCH {
@@ -456,218 +386,6 @@ impl ZlibPortDeflater {
         } else if !self.syms.is_empty() {
             self.flush_block(false);
         }
-    }
-
-    /// deflate_slow's decisions with the match at each position taken from the hints
-    /// (no hash chains): the same tokens and blocks as the search that chose them.
-    fn deflate_hinted(&mut self, input: &mut &[u8], finish: bool) {
-        loop {
-            if self.stream_pos() < self.copy_end {
-                if !self.copy_stored(input, finish) {
-                    return;
-                }
-                continue;
-            }
-            match self.fill_for_step(input, finish) {
-                Step::Go => {}
-                Step::NeedInput => return,
-                Step::End => break,
-            }
-            let strstart = self.strstart;
-            let pos = self.stream_pos();
-            if self.match_length < MIN_MATCH && pos >= self.region_end {
-                // Up to the next hint (while no fill is due), every step outputs the
-                // pending byte as a literal, or only makes its byte pending.
-                let ahead = self.hints.next_pos().saturating_sub(pos);
-                let room = (self.lookahead + 1).saturating_sub(MIN_LOOKAHEAD) as u64;
-                let run = ahead.min(room) as usize;
-                if run > 0 {
-                    self.literal_run(run);
-                    continue;
-                }
-            }
-            let mut hint = None;
-            if pos >= self.region_end {
-                match self.hints.take_at(pos) {
-                    Some(h) if h.is_region() => {
-                        if self.start_stored(h) {
-                            continue;
-                        }
-                        self.enter_region(h.end())
-                    }
-                    h => hint = h,
-                }
-            }
-            let searching = pos < self.region_end;
-            let (prev_length, prev_match) = (self.match_length, self.match_start);
-            self.match_length = MIN_MATCH - 1;
-            if searching {
-                self.prev_length = prev_length;
-                self.search_slow();
-            } else if let Some(h) = hint {
-                let (len, dist) = (h.len as usize, h.dist as usize);
-                // Only what zlib could have chosen; anything else stays a literal (the
-                // rebuilt stream then differs, which the caller's checks catch).
-                if len <= self.lookahead && dist <= strstart.min(W_SIZE) {
-                    self.match_length = len;
-                    self.match_start = strstart - dist;
-                }
-            }
-            if prev_length >= MIN_MATCH && self.match_length <= prev_length {
-                if searching {
-                    // deflate_slow's chains hold every position of a match.
-                    let max_insert = strstart + self.lookahead - MIN_MATCH;
-                    for s in strstart + 1..=(strstart + prev_length - 2).min(max_insert) {
-                        self.insert_string(s);
-                    }
-                }
-                let bflush = self.tally_dist(strstart - 1 - prev_match, prev_length - MIN_MATCH);
-                self.lookahead -= prev_length - 1;
-                self.strstart += prev_length - 1;
-                self.match_available = false;
-                self.match_length = MIN_MATCH - 1;
-                if bflush {
-                    self.flush_block(false);
-                }
-            } else if self.match_available {
-                let c = self.window[strstart - 1];
-                if self.tally_lit(c) {
-                    self.flush_block(false);
-                }
-                self.strstart += 1;
-                self.lookahead -= 1;
-            } else {
-                self.match_available = true;
-                self.strstart += 1;
-                self.lookahead -= 1;
-            }
-            if searching {
-                // Every position before the next step's is in the chains by now.
-                self.chains_until = self.stream_pos();
-            }
-        }
-        if self.match_available {
-            let c = self.window[self.strstart - 1];
-            self.tally_lit(c);
-        }
-        self.match_available = false;
-        self.end_of_input(finish);
-    }
-
-    /// At the start of a search region (a stored block), writes the block's header and
-    /// copies its bytes instead of searching for the matches it hides: those only
-    /// decided where the block ends and that it is stored, which the stream says. Needs
-    /// the tokens before it to fill the block before it exactly (the pending literal,
-    /// if any, is the last); false (search instead) otherwise, or for the final block.
-    fn start_stored(&mut self, h: crate::hints::Hint) -> bool {
-        let pos = self.stream_pos();
-        if h.last || h.pos != pos || self.match_length >= MIN_MATCH {
-            return false;
-        }
-        if self.match_available {
-            // The pending byte before the region is the last literal of its block.
-            if self.syms.len() + 1 != self.sym_end {
-                return false;
-            }
-            let c = self.window[self.strstart - 1];
-            self.tally_lit(c);
-            self.flush_block(false);
-            self.match_available = false;
-        } else if !self.syms.is_empty() {
-            return false;
-        }
-        self.bits.send(0, 3);
-        self.bits.windup();
-        self.bits.out.extend_from_slice(&h.len.to_le_bytes());
-        self.bits.out.extend_from_slice(&(!h.len).to_le_bytes());
-        self.copy_end = h.end();
-        true
-    }
-
-    /// Copies the next bytes of a stored block started by `start_stored`, pulling input
-    /// when deflate_slow would; false when it needs more input first.
-    fn copy_stored(&mut self, input: &mut &[u8], finish: bool) -> bool {
-        match self.fill_for_step(input, finish) {
-            Step::Go => {}
-            Step::NeedInput => return false,
-            Step::End => {
-                self.copy_end = 0; // the data ended inside the block: not this stream
-                return true;
-            }
-        }
-        let left = self.copy_end - self.stream_pos();
-        // As many bytes as deflate_slow's steps would take before it pulls input again.
-        let room = if self.lookahead >= MIN_LOOKAHEAD {
-            self.lookahead + 1 - MIN_LOOKAHEAD
-        } else {
-            self.lookahead // finishing
-        };
-        let n = left.min(room as u64) as usize;
-        let at = self.strstart;
-        self.bits.out.extend_from_slice(&self.window[at..at + n]);
-        self.strstart += n;
-        self.lookahead -= n;
-        if n as u64 == left {
-            self.block_start = self.strstart as isize;
-            self.match_length = MIN_MATCH - 1;
-        }
-        true
-    }
-
-    /// `count` steps of deflate_hinted that find no match, with none pending.
-    fn literal_run(&mut self, count: usize) {
-        let end = self.strstart + count;
-        if !self.match_available {
-            self.match_available = true; // the first step only makes its byte pending
-            self.strstart += 1;
-        }
-        while self.strstart < end {
-            let c = self.window[self.strstart - 1];
-            if self.tally_lit(c) {
-                self.flush_block(false);
-            }
-            self.strstart += 1;
-        }
-        self.lookahead -= count;
-    }
-
-    /// deflate_slow's search at `strstart` (into match_length and match_start), for a
-    /// search region of a hinted encoder.
-    fn search_slow(&mut self) {
-        let strstart = self.strstart;
-        let hash_head = if self.lookahead >= MIN_MATCH {
-            self.insert_string(strstart)
-        } else {
-            0
-        };
-        if hash_head != 0 && self.prev_length < self.max_lazy && strstart - hash_head <= MAX_DIST {
-            self.match_length = self.longest_match(hash_head);
-            if self.match_length == MIN_MATCH && strstart - self.match_start > TOO_FAR {
-                self.match_length = MIN_MATCH - 1;
-            }
-        }
-    }
-
-    /// Starts a search region ending at stream position `end`: the hash chains get
-    /// every window position before `strstart`, as deflate_slow had them: those since
-    /// the last region when it was less than a window back (stored blocks come in
-    /// runs), else the whole window afresh.
-    fn enter_region(&mut self, end: u64) {
-        let pos = self.stream_pos();
-        let mut start = self.strstart.saturating_sub(W_SIZE);
-        if self.chains_until > 0 && pos - self.chains_until < (self.strstart - start) as u64 {
-            start = self.strstart - (pos - self.chains_until) as usize;
-        } else {
-            self.head.fill(0);
-        }
-        if start < self.strstart {
-            self.ins_h = self.update_hash(self.window[start] as usize, self.window[start + 1]);
-            for s in start..self.strstart {
-                self.insert_string(s);
-            }
-        }
-        self.region_end = end;
-        self.chains_until = pos;
     }
 
     fn deflate_slow(&mut self, input: &mut &[u8], finish: bool) {
@@ -897,26 +615,6 @@ impl ZlibEncoder {
         }
     }
 
-    /// See `ZlibPortDeflater::use_hints`; the C zlib (other settings) takes no hints.
-    pub fn use_hints(&mut self) -> Result<(), String> {
-        match self {
-            ZlibEncoder::Port(e) => e.use_hints(),
-            ZlibEncoder::C(_) => Err("match hints need zlib windowBits 15, memLevel 8 or 9".into()),
-        }
-    }
-
-    /// The hint queue of an encoder that replays hints or can (`use_hints`).
-    pub fn hints_mut(&mut self) -> Option<&mut HintQueue> {
-        match self {
-            ZlibEncoder::Port(e) if e.level >= 4 => Some(e.hints_mut()),
-            _ => None,
-        }
-    }
-
-    pub fn hinted(&self) -> bool {
-        matches!(self, ZlibEncoder::Port(e) if e.hinted)
-    }
-
     pub fn write(&mut self, input: &[u8]) {
         match self {
             ZlibEncoder::Port(e) => e.write(input),
@@ -1006,43 +704,6 @@ mod tests {
                         c.output() == port.output(),
                         "level {level} mem_level {mem_level} split {split}"
                     );
-                }
-            }
-        }
-    }
-
-    /// Given the matches of a C zlib stream (and search regions where stored blocks
-    /// hide them), the port replays it byte for byte at every level that takes hints.
-    #[test]
-    fn replays_c_zlib_from_its_matches() {
-        let mut random = vec![0u8; 200_000];
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        for b in random.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-        for data in [sample(), random] {
-            for level in 4..=9 {
-                let mut c = ZlibDeflater::new(level, 8, 15, 0).unwrap();
-                c.write(&data);
-                c.close();
-                let stream = c.output().to_vec();
-                let mut inflater = crate::token_inflate::TokenInflater::new();
-                inflater.decompress(&stream, 16 << 20).unwrap();
-                let mut hints = Vec::new();
-                inflater.take_hints(&mut hints);
-                for split in [data.len(), 977] {
-                    let mut port = ZlibPortDeflater::new(level, 8).unwrap();
-                    port.use_hints().unwrap();
-                    hints.iter().for_each(|h| port.hints_mut().push(*h));
-                    port.hints_mut().finish();
-                    for piece in data.chunks(split) {
-                        port.write(piece);
-                    }
-                    port.close();
-                    assert!(port.output() == stream, "level {level} split {split}");
                 }
             }
         }
