@@ -50,6 +50,7 @@ import os
 import queue
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -277,10 +278,11 @@ class DedupBundleSave:
         from transship import gzip_rebuild
 
         spool = self.work_dir / f"blob-{next(self._spool_ids):06d}.spool"
-        known = self._known_recipe(desc)
         # Checked on the way by its transcript, where that is cheap to store; the
         # smallest bundles (`min_gain` 0) store none.
-        transcript = known is None and self.min_gain > 0
+        transcribe = self.min_gain > 0
+        known = self._known_recipe(desc, transcript=transcribe)
+        transcript = known is None and transcribe
         with ReplayableStream(chunks, spool) as stream, self._split_turn(stream):
             layer = self.session.open_layer(desc.digest, hash_tar=False)
             try:
@@ -483,9 +485,12 @@ class DedupBundleSave:
         release_free_memory()  # the estimate's 100 000 small objects are gone
         return rebuilt
 
-    def _known_recipe(self, desc: Descriptor) -> Any:
-        """The gzip recipe an earlier save checked for this blob, if remembered."""
-        return self._recipes.get(desc.digest, desc.size) if self._recipes is not None else None
+    def _known_recipe(self, desc: Descriptor, transcript: bool) -> Any:
+        """The gzip recipe (with a transcript or by search) an earlier save checked for
+        this blob, if remembered."""
+        if self._recipes is None:
+            return None
+        return self._recipes.get(desc.digest, desc.size, transcript)
 
     def _check(self, layer: _PendingLayer) -> Any:
         """The checked gzip recipe of a spooled layer that no transcript checked in the
@@ -494,6 +499,9 @@ class DedupBundleSave:
         (each holds some 30 MB), the one started in the background included."""
         from transship import gzip_rebuild
 
+        known = self._known_recipe(layer.desc, transcript=False)
+        if known is not None and known.plain_size == layer.recipe.tar_size:
+            return known
         with self._analyses, open(layer.spool, "rb") as f:
             recipe = gzip_rebuild.analyze(_CancellableReader(f, layer.cancelled), _discard)
         if self._recipes is not None:
@@ -737,10 +745,11 @@ class _ZipSummary:
 
     __slots__ = ("entry_bytes", "sample")
 
-    def __init__(self, entries: list[tuple[int, int]]) -> None:
-        self.entry_bytes = sum(csize for _, csize in entries)
+    def __init__(self, entries: array) -> None:
+        """`entries`: crc32 << 32 | compressed size, each (similarity.zip_entry_keys)."""
+        self.entry_bytes = sum(key & 0xFFFFFFFF for key in entries)
         self.sample = [
-            (crc << 32 | csize, csize) for crc, csize in entries if crc % _ENTRY_SAMPLE == 0
+            (key, key & 0xFFFFFFFF) for key in entries if (key >> 32) % _ENTRY_SAMPLE == 0
         ]
 
 

@@ -100,6 +100,7 @@ class ContentCollector:
         self._length = array("Q")
         self._names: list[str] = []
         self._is_zip = bytearray()
+        self._zip_keys: dict[int, array] = {}  # position → zip_entry_keys, once read
         self._spill_paths: list[Path] = []
         self._open_sessions = 0
         self.stored_bytes = 0
@@ -154,12 +155,9 @@ class ContentCollector:
         pos = self._index.get(digest)
         return None if pos is None else self._length[pos]
 
-    def zip_entries(
-        self, digests: Iterable[bytes]
-    ) -> Iterator[tuple[bytes, list[tuple[int, int]]]]:
-        """For each collected zip archive among `digests` (once each): its entries'
-        (crc32, compressed size), from its central directory (empty when that cannot be
-        read)."""
+    def zip_entries(self, digests: Iterable[bytes]) -> Iterator[tuple[bytes, array]]:
+        """For each collected zip archive among `digests` (once each): its entries, as
+        `zip_entry_keys` gives them (crc32 << 32 | compressed size)."""
         done: set[bytes] = set()
         with self._spill_reader() as read:
             for digest in digests:
@@ -167,12 +165,17 @@ class ContentCollector:
                 if pos is None or not self._is_zip[pos] or digest in done:
                     continue
                 done.add(digest)
-                yield (
-                    digest,
-                    zip_entry_keys(
-                        lambda offset, length, pos=pos: read(pos, offset, length), self._length[pos]
-                    ),
-                )
+                yield digest, self._entry_keys(pos, read)
+
+    def _entry_keys(self, pos: int, read: Callable[[int, int, int], bytes]) -> array:
+        """A zip archive's entries, read once (the payoff and the store order need them)."""
+        keys = self._zip_keys.get(pos)
+        if keys is None:
+            keys = zip_entry_keys(
+                lambda offset, length: read(pos, offset, length), self._length[pos]
+            )
+            self._zip_keys[pos] = keys
+        return keys
 
     @contextlib.contextmanager
     def _spill_reader(self) -> Iterator[Callable[[int, int, int], bytes]]:
@@ -200,7 +203,7 @@ class ContentCollector:
             for i, name in enumerate(self._names)
         ]
         with self._spill_reader() as read:
-            return similarity_order(infos, read)
+            return similarity_order(infos, lambda pos: self._entry_keys(pos, read))
 
     def write_store(
         self,

@@ -7,8 +7,9 @@ real system trees, two rules do best:
 * **Zip archives (jars, wars, ...) by shared entries.** Jars share compressed entries
   byte for byte (a library and its next version, a shaded jar and its sources), whatever
   their names. Each archive's central directory gives the (crc32, size) of its entries;
-  16 min-hashes of that set estimate how much two archives share, and a greedy chain goes
-  from each archive to the one most like it. Beats ordering by name or by size.
+  a 16-bin one-permutation min-hash of that set (each entry hashed once, the least hash
+  kept per bin) estimates how much two archives share, and a greedy chain goes from
+  each archive to the one most like it. Beats ordering by name or by size.
 * **Everything else by path.** Keeps a directory's files together (as in the tar) and puts
   the same file of two layers (libssl.so.3 of two OS versions) next to each other; grouping
   by file type across directories does worse.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import heapq
 import os
 import struct
-import zlib
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,8 +30,10 @@ _EOCD = b"PK\x05\x06"
 _EOCD_SEARCH = 22 + 0xFFFF  # the end record plus the longest comment
 _CD_ENTRY = b"PK\x01\x02"
 _CD_LIMIT = 64 << 20  # central directories beyond this are not read
-_HASHES = 16
+_BINS = 16
 _BUSY_BUCKET = 64  # a min-hash shared by more archives than this tells nothing
+_MASK64 = (1 << 64) - 1
+_MIX = 0x9E3779B97F4A7C15  # odd: multiplying by it permutes 64-bit values
 
 
 @dataclass(frozen=True)
@@ -41,52 +44,52 @@ class ContentInfo:
     tie: tuple[int, int]  # where it was first seen: a stable tie-breaker
 
 
-ReadRange = Callable[[int, int, int], bytes]
-"""(content position, offset in the content, length) → bytes."""
-
-
-def zip_entry_keys(read: Callable[[int, int], bytes], size: int) -> list[tuple[int, int]]:
-    """The (crc32, compressed size) of each entry in a zip's central directory; empty when
-    it cannot be read."""
+def zip_entry_keys(read: Callable[[int, int], bytes], size: int) -> array:
+    """The entries of a zip's central directory, each as its crc32 << 32 | its
+    compressed size; empty when the directory cannot be read."""
+    keys = array("Q")
     tail_len = min(size, _EOCD_SEARCH)
     tail = read(size - tail_len, tail_len)
     end = tail.rfind(_EOCD)
     if end < 0 or end + 22 > len(tail):
-        return []
+        return keys
     cd_size, cd_offset = struct.unpack_from("<II", tail, end + 12)
     if cd_offset + cd_size > size or cd_size > _CD_LIMIT:
-        return []
+        return keys
     cd = read(cd_offset, cd_size)
-    keys = []
+    entry = struct.Struct("<4s12xQ4xHHH")  # signature, crc32 and compressed size, lengths
     pos = 0
-    while pos + 46 <= len(cd) and cd[pos : pos + 4] == _CD_ENTRY:
-        crc, csize, _, name_len, extra_len, comment_len = struct.unpack_from(
-            "<IIIHHH", cd, pos + 16
-        )
-        keys.append((crc, csize))
+    while pos + 46 <= len(cd):
+        magic, crc_csize, name_len, extra_len, comment_len = entry.unpack_from(cd, pos)
+        if magic != _CD_ENTRY:
+            break
+        keys.append((crc_csize & 0xFFFFFFFF) << 32 | crc_csize >> 32)
         pos += 46 + name_len + extra_len + comment_len
     return keys
 
 
-def _signature(keys: list[tuple[int, int]]) -> tuple[int, ...]:
-    if not keys:
-        return ()
-    packed = [struct.pack("<II", crc, csize) for crc, csize in keys]
-    return tuple(
-        min(zlib.crc32(p, seed * 0x9E3779B1 & 0xFFFFFFFF) for p in packed)
-        for seed in range(_HASHES)
-    )
+def _signature(keys: array) -> tuple[int | None, ...]:
+    """Per bin, the least hash of the keys that fall in it (None: none did)."""
+    least: list[int | None] = [None] * _BINS
+    for key in keys:
+        h = key * _MIX & _MASK64
+        b, v = h >> 60, h & 0x0FFF_FFFF_FFFF_FFFF
+        m = least[b]
+        if m is None or v < m:
+            least[b] = v
+    return tuple(least) if keys else ()
 
 
 def _chain_by_similarity(
-    items: list[int], signature: dict[int, tuple[int, ...]], sizes: dict[int, int]
+    items: list[int], signature: dict[int, tuple[int | None, ...]], sizes: dict[int, int]
 ) -> list[int]:
     """Greedy: start from the biggest archive, always go on to the unvisited one that
     agrees on the most min-hashes (ties: the bigger), else to the biggest left."""
     buckets: dict[tuple[int, int], set[int]] = defaultdict(set)
     for i in items:
         for band, value in enumerate(signature[i]):
-            buckets[(band, value)].add(i)
+            if value is not None:
+                buckets[(band, value)].add(i)
     by_size = [(-sizes[i], i) for i in items]
     heapq.heapify(by_size)
     left = set(items)
@@ -101,6 +104,8 @@ def _chain_by_similarity(
         order.append(current)
         votes: dict[int, int] = defaultdict(int)
         for band, value in enumerate(signature[current]):
+            if value is None:
+                continue
             bucket = buckets[(band, value)]
             bucket.discard(current)
             if len(bucket) <= _BUSY_BUCKET:
@@ -110,14 +115,12 @@ def _chain_by_similarity(
     return order
 
 
-def similarity_order(infos: Sequence[ContentInfo], read: ReadRange) -> list[int]:
-    """Positions of `infos` in store order: zip archives chained by shared entries, then
-    everything else by path."""
+def similarity_order(infos: Sequence[ContentInfo], keys_of: Callable[[int], array]) -> list[int]:
+    """Positions of `infos` in store order: zip archives chained by shared entries
+    (`keys_of(position)`: `zip_entry_keys` of that archive), then everything else by
+    path."""
     archives = [i for i, info in enumerate(infos) if info.is_zip]
-    signature = {}
-    for i in archives:
-        keys = zip_entry_keys(lambda off, n, i=i: read(i, off, n), infos[i].size)
-        signature[i] = _signature(keys)
+    signature = {i: _signature(keys_of(i)) for i in archives}
     chained = _chain_by_similarity(
         [i for i in archives if signature[i]], signature, {i: infos[i].size for i in archives}
     )
