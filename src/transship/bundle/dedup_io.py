@@ -227,6 +227,7 @@ def _c_library() -> object:
 
 _ARENAS = 4  # heaps shared by the threads, instead of up to 8 per core
 _MMAP_THRESHOLD = 4 << 20
+_TRIM_THRESHOLD = 16 << 20
 _malloc_tuned = False
 
 
@@ -238,19 +239,26 @@ def tune_malloc() -> None:
     save, with `release_free_memory`: peak RSS 401 -> 264 MiB at the same speed (a
     threshold of 256 KiB saved a little more memory but cost 30 % more time). Also at
     most 4 heaps for all threads: glibc's default (8 per core) let the threads that
-    start and end with each gzip check leave freed memory behind (306 -> 221 MiB)."""
+    start and end with each gzip check leave freed memory behind (306 -> 221 MiB).
+    And a heap keeps up to 16 MiB free at its top instead of 128 KiB: else the MiB-sized
+    buffers of the blob streams went back to the system as soon as freed and came back
+    as fresh pages. With these, `release_free_memory` is needed only where much was
+    freed at once, not after each layer: 900 000 page faults in that save, 120 000
+    now, 1.6 s less CPU in the kernel, peak RSS 169 -> 185 MiB."""
     global _malloc_tuned
     lib = _c_library()
     if lib and not _malloc_tuned:
         _malloc_tuned = True
         lib.mallopt(-3, _MMAP_THRESHOLD)  # type: ignore[attr-defined]  # M_MMAP_THRESHOLD
+        lib.mallopt(-1, _TRIM_THRESHOLD)  # type: ignore[attr-defined]  # M_TRIM_THRESHOLD
         lib.mallopt(-8, _ARENAS)  # type: ignore[attr-defined]  # M_ARENA_MAX
 
 
 def release_free_memory() -> None:
-    """Give the memory glibc holds free in its per-thread heaps back to the system:
-    splitting a layer allocates and frees MiB-sized buffers from several threads (called
-    after each layer, and before the content store is compressed)."""
+    """Give the memory glibc holds free in its per-thread heaps back to the system, where
+    much was freed at once (the gzip checks, the payoff's estimate), and before the
+    content store is compressed. Each call costs the page faults of reusing that memory
+    later: not after each layer (see `tune_malloc`)."""
     lib = _c_library()
     if lib:
         lib.malloc_trim(0)  # type: ignore[attr-defined]

@@ -408,7 +408,6 @@ class DedupBundleSave:
             yield
         finally:
             self._splitting.release()
-            release_free_memory()
 
     def _store_recipe(
         self, desc: Descriptor, recipe: LayerRecipe, how: str, sink: PieceSink, compression: str
@@ -462,7 +461,7 @@ class DedupBundleSave:
             for count, done in enumerate(as_completed(checks), 1):
                 layer = checks[done]
                 settled[layer.desc.digest] = self._settle_checked(layer, done, sink)
-                release_free_memory()  # what the finished analysis freed, as after a split
+                release_free_memory()  # what the finished analysis freed
                 if progress is not None and time.monotonic() - told >= _PROGRESS_EVERY:
                     told = time.monotonic()
                     progress("dedup.finishing.checked", count=count, total=len(checks))

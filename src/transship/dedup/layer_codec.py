@@ -61,7 +61,7 @@ class LayerSplitter:
         self._contents = contents if contents is not None else _DiscardContents()
         self._skeleton_file = new_spool()
         self._compressor = zstandard.ZstdCompressor(
-            level=skeleton_level, write_checksum=True
+            compression_params=_skeleton_params(skeleton_level)
         ).compressobj()
         self._before = array("Q")
         self._sizes = array("Q")
@@ -172,3 +172,20 @@ def rebuild_layer_tar(recipe: LayerRecipe, read_content: ReadContent) -> Iterato
         )
     if held is not None:
         yield held
+
+
+# Hash and chain tables of 2^17 entries: the skeleton (tar headers, 512 bytes a file) of
+# a jar layer is some 100 KB, of an OS layer a few MB. On the fleet's layers this gave
+# the same sizes as zstd's own tables for the level (up to 12 MB, cleared for each
+# layer), and 1.4-60 times faster.
+_SKELETON_TABLES_LOG = 17
+
+
+def _skeleton_params(level: int) -> zstandard.ZstdCompressionParameters:
+    default = zstandard.ZstdCompressionParameters.from_level(level)
+    return zstandard.ZstdCompressionParameters.from_level(
+        level,
+        hash_log=min(default.hash_log, _SKELETON_TABLES_LOG),
+        chain_log=min(default.chain_log, _SKELETON_TABLES_LOG),
+        write_checksum=True,
+    )

@@ -444,11 +444,14 @@ class _CountingStream:
 
 
 class BlobStream:
-    """A readable stream over a blob GET; `read(n)` like a file."""
+    """A readable stream over a blob GET; `read(n)` like a file. The body is taken as the
+    connection delivers it and `read` joins the pieces: one copy of each byte, where
+    httpx's fixed-size chunking (`iter_raw(size)`) makes three, each into freshly
+    allocated memory."""
 
     def __init__(self, response: httpx.Response, skip: int, host: str):
         self._response = response
-        self._iter = response.iter_raw(1 << 20)
+        self._iter = response.iter_raw()
         self._buffer = b""
         self._skip = skip
         self._host = host
@@ -462,6 +465,7 @@ class BlobStream:
             raise TransientError(f"{self._host}: blob download broke off: {_short(e)}") from None
 
     def read(self, n: int = -1) -> bytes:
+        """Up to `n` bytes (all that is left with -1); fewer only at the end."""
         while self._skip:
             piece = self._next()
             if not piece:
@@ -471,16 +475,22 @@ class BlobStream:
                 continue
             self._buffer = piece[self._skip :]
             self._skip = 0
-        if not self._buffer:
-            self._buffer = self._next()
-        if n < 0:
-            parts = [self._buffer]
-            while piece := self._next():
-                parts.append(piece)
-            self._buffer = b""
-            return b"".join(parts)
-        out, self._buffer = self._buffer[:n], self._buffer[n:]
-        return out
+        if 0 <= n <= len(self._buffer):
+            out, self._buffer = self._buffer[:n], self._buffer[n:]
+            return out
+        parts = [self._buffer] if self._buffer else []
+        have = len(self._buffer)
+        self._buffer = b""
+        while n < 0 or have < n:
+            piece = self._next()
+            if not piece:
+                break
+            if n >= 0 and have + len(piece) > n:
+                cut = n - have
+                piece, self._buffer = piece[:cut], piece[cut:]
+            parts.append(piece)
+            have += len(piece)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def close(self) -> None:
         self._response.close()
