@@ -505,6 +505,42 @@ def test_corrupt_recipe_bytes_are_rejected() -> None:
     assert issubclass(RecipeError, BundleError)
 
 
+def version_2_recipe(recipe: Recipe, hints: bytes | None) -> bytes:
+    """`recipe` (one zlib member) as the version 2 format wrote it: the member ends
+    with a hinted flag and, when set, its stored match hints."""
+    from transship.gzip_rebuild import _checksum, _Writer
+
+    (member,) = recipe.members
+    assert isinstance(member.encoder, ZlibEncoder)
+    w = _Writer()
+    w.buf += b"TSGZ"
+    for value in (2, 1):
+        w.uint(value)
+    w.blob(member.header)
+    w.uint(member.plain_size)
+    w.blob(member.trailer)
+    for value in (2, member.encoder.level, member.encoder.mem_level, member.encoder.strategy):
+        w.uint(value)
+    w.uint(hints is not None)
+    if hints is not None:
+        w.blob(hints)
+    w.blob(recipe.tail)
+    w.uint(recipe.compressed_size)
+    return bytes(w.buf) + _checksum(bytes(w.buf))
+
+
+def test_version_2_recipes_still_rebuild_unless_they_replay_hints() -> None:
+    blob = gzip_blob()
+    plain: list[bytes] = []
+    recipe = analyze(io.BytesIO(blob), plain.append)
+    old = version_2_recipe(recipe, hints=None)
+    assert old != recipe.to_bytes()
+    assert Recipe.from_bytes(old) == recipe
+    assert b"".join(rebuild(plain, old)) == blob
+    with pytest.raises(RecipeError, match="version 2 with stored match hints"):
+        Recipe.from_bytes(version_2_recipe(recipe, hints=b"\x00" * 8))
+
+
 def test_plain_data_of_the_wrong_length_is_rejected() -> None:
     blob = gzip_blob()
     plain: list[bytes] = []

@@ -945,9 +945,12 @@ def _read_zero_terminated(reader: _Reader, limit: int = 1 << 16) -> bytes:
 # "TSGZ" | version | members | tail | 8-byte BLAKE2b of everything before it.
 # Integers are unsigned LEB128 varints (signed ones zigzag-encoded), byte strings are
 # length-prefixed. Early-slide frame numbers are stored as deltas.
+# Version 2 (read, not written) ended Go and zlib members with a flag for stored match
+# hints, which this version no longer replays: such members are refused.
 
 _MAGIC = b"TSGZ"
 _VERSION = 3
+_HINTED_VERSION = 2
 _CHECK_SIZE = 8
 _KIND_GO, _KIND_ZLIB, _KIND_PREFLATE, _KIND_TRANSCRIPT = 1, 2, 3, 4
 # preflate chunks hold at most 32 MiB of plain data (see native/src/preflate.rs).
@@ -1069,7 +1072,7 @@ def _decode_recipe(data: bytes) -> Recipe:
     p = _Parser(body)
     p.pos = len(_MAGIC)
     version = p.uint()
-    if version != _VERSION:
+    if version not in (_VERSION, _HINTED_VERSION):
         raise RecipeError(f"gzip recipe version {version} is not supported (expected {_VERSION})")
     members = []
     for _ in range(p.count()):
@@ -1087,7 +1090,7 @@ def _decode_recipe(data: bytes) -> Recipe:
         elif kind == _KIND_ZLIB:
             level, mem_level, strategy = p.uint(), p.uint(), p.uint()
             encoder = ZlibEncoder(level, mem_level, strategy)
-        elif kind == _KIND_TRANSCRIPT:
+        elif kind == _KIND_TRANSCRIPT and version == _VERSION:
             encoder = TranscriptEncoder(p.blob())
         elif kind == _KIND_PREFLATE:
             encoder = PreflateEncoder(tuple((p.uint(), p.blob()) for _ in range(p.count())))
@@ -1095,6 +1098,11 @@ def _decode_recipe(data: bytes) -> Recipe:
                 raise RecipeError("corrupt gzip recipe: preflate chunk too large")
         else:
             raise RecipeError(f"corrupt gzip recipe: unknown encoder kind {kind}")
+        if version == _HINTED_VERSION and kind in (_KIND_GO, _KIND_ZLIB) and p.uint() != 0:
+            raise RecipeError(
+                "gzip recipe version 2 with stored match hints is no longer supported: "
+                "save the bundle again"
+            )
         if not header.startswith(_GZIP_MAGIC) or len(header) < 10 or len(trailer) != 8:
             raise RecipeError("corrupt gzip recipe: bad member header or trailer")
         members.append(Member(header, encoder, plain_size, trailer))

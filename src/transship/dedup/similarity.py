@@ -7,7 +7,7 @@ real system trees, two rules do best:
 * **Zip archives (jars, wars, ...) by shared entries.** Jars share compressed entries
   byte for byte (a library and its next version, a shaded jar and its sources), whatever
   their names. Each archive's central directory gives the (crc32, size) of its entries;
-  a 16-bin one-permutation min-hash of that set (each entry hashed once, the least hash
+  a 64-bin one-permutation min-hash of that set (each entry hashed once, the least hash
   kept per bin) estimates how much two archives share, and a greedy chain goes from
   each archive to the one most like it. Beats ordering by name or by size.
 * **Everything else by path.** Keeps a directory's files together (as in the tar) and puts
@@ -30,7 +30,11 @@ _EOCD = b"PK\x05\x06"
 _EOCD_SEARCH = 22 + 0xFFFF  # the end record plus the longest comment
 _CD_ENTRY = b"PK\x01\x02"
 _CD_LIMIT = 64 << 20  # central directories beyond this are not read
-_BINS = 16
+# More bins estimate the sharing better, at no cost per entry: on the benchmark fleet 64
+# bins gave a 2 % smaller content store than 16 (7 % for a release's incremental bundle);
+# 128 and 256 gave the same as 64.
+_BINS = 64
+_BIN_SHIFT = 58  # the top 6 bits of a hash pick its bin
 _BUSY_BUCKET = 64  # a min-hash shared by more archives than this tells nothing
 _MASK64 = (1 << 64) - 1
 _MIX = 0x9E3779B97F4A7C15  # odd: multiplying by it permutes 64-bit values
@@ -73,7 +77,7 @@ def _signature(keys: array) -> tuple[int | None, ...]:
     least: list[int | None] = [None] * _BINS
     for key in keys:
         h = key * _MIX & _MASK64
-        b, v = h >> 60, h & 0x0FFF_FFFF_FFFF_FFFF
+        b, v = h >> _BIN_SHIFT, h & ((1 << _BIN_SHIFT) - 1)
         m = least[b]
         if m is None or v < m:
             least[b] = v
