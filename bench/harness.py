@@ -395,6 +395,8 @@ def format_table(title: str, rows: list[dict], baseline_label: str = "") -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # `kill` (SIGTERM) stops the registry too, as ^C does, instead of leaving it running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     registry = Registry(args.storage, args.port)
     registry.start()
     print(f"registry on {registry.address}, storage {registry.storage} (^C to stop)", flush=True)
