@@ -69,6 +69,16 @@ pub(crate) const DIST_EXTRA: [u8; 30] = [
 pub(crate) const PRECODE_ORDER: [usize; 19] = [
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
 ];
+/// Code lengths of the fixed literal/length code (RFC 1951, 3.2.6).
+pub(crate) const FIXED_LITLEN_LENGTHS: [u8; 288] = {
+    let mut lens = [8u8; 288];
+    let mut s = 144;
+    while s < 280 {
+        lens[s] = if s < 256 { 9 } else { 7 };
+        s += 1;
+    }
+    lens
+};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Code {
@@ -338,13 +348,14 @@ struct Tables {
 
 impl Tables {
     fn new() -> Self {
-        let mut lens = [0u8; 288];
-        lens[..144].fill(8);
-        lens[144..256].fill(9);
-        lens[256..280].fill(7);
-        lens[280..].fill(8);
         let mut fixed_litlen = vec![0u32; LITLEN_ENOUGH].into_boxed_slice();
-        build_table(&lens, Code::LitLen, LITLEN_BITS, &mut fixed_litlen).expect("fixed code");
+        build_table(
+            &FIXED_LITLEN_LENGTHS,
+            Code::LitLen,
+            LITLEN_BITS,
+            &mut fixed_litlen,
+        )
+        .expect("fixed code");
         let mut fixed_dist = vec![0u32; DIST_ENOUGH].into_boxed_slice();
         build_table(&[5u8; 32], Code::Dist, DIST_BITS, &mut fixed_dist).expect("fixed code");
         Tables {

@@ -20,7 +20,9 @@
 use std::collections::VecDeque;
 
 use crate::hints::{Hint, MAX_DIST, MAX_LEN, MIN_LEN};
-use crate::token_inflate::{DIST_BASE, DIST_EXTRA, LEN_BASE, LEN_EXTRA, PRECODE_ORDER};
+use crate::token_inflate::{
+    DIST_BASE, DIST_EXTRA, FIXED_LITLEN_LENGTHS, LEN_BASE, LEN_EXTRA, PRECODE_ORDER,
+};
 
 const BITS_MARK: u16 = 0xffff;
 const EOB: usize = 256;
@@ -202,16 +204,11 @@ struct Code {
 
 impl Code {
     fn fixed() -> Code {
-        let mut lens = [0u8; 288];
-        lens[..144].fill(8);
-        lens[144..256].fill(9);
-        lens[256..280].fill(7);
-        lens[280..].fill(8);
         let mut code = Code {
             lit: [0; 288],
             dist: [0; 32],
         };
-        canonical(&lens, &mut code.lit);
+        canonical(&FIXED_LITLEN_LENGTHS, &mut code.lit);
         canonical(&[5u8; 32], &mut code.dist);
         code
     }
