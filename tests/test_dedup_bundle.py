@@ -11,6 +11,7 @@ import base64
 import gzip
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -211,6 +212,8 @@ def test_balanced_effort_keeps_layers_not_worth_rebuilding_and_loads_them_all(
             ways[REASON_LOW_GAIN] += 1
     assert ways["dedup"] and ways[REASON_LOW_GAIN], ways
     assert f"{REASON_LOW_GAIN} (" in output, output
+    # The fixture jar layer's transcript costs 2 % of its tar: it is rebuilt from it.
+    assert re.search(r"[1-9]\d* transcript\b", output), output
     finishing = translate(DedupCodec.finishing_note, "en")
     assert finishing.startswith("dedup: checking"), finishing
     assert finishing + " ..." in output, output  # no silent wait at the end
@@ -379,6 +382,29 @@ def test_damaged_bundle_is_refused_naming_the_layer_and_nothing_is_pushed(
         if damage != "store":
             assert dedup_layers[0].digest in error and "recipe is corrupt" in error
             assert ("skeleton" in error) == (damage == "skeleton")
+    assert stored_blobs(target) == []
+
+
+def test_a_damaged_transcript_is_refused_naming_the_layer(
+    fixture_registry, fresh_registry, tmp_path
+):
+    """The jar layer's recipe (balanced effort) carries its gzip transcript: a byte
+    flipped in it stops the load before anything is pushed."""
+    jars = image_name(GZIP_FIXTURES[-1])
+    meta_path, output = save(fixture_registry, tmp_path / "out", [jars], "--codec", "dedup")
+    assert "1 transcript" in output, output
+    meta = load_meta(meta_path)
+    (layer,) = [b for b in meta.blobs if b.params.get("compression") == "gzip"]
+    recipe = layer.pieces[0]
+    assert recipe.member == layer_member(layer.digest) and recipe.length > 100_000
+    _flip_byte(meta_path, recipe, recipe.length // 2, fix_checksum=True)
+
+    target = fresh_registry()
+    result = load(meta_path, target)
+    error = result.stderr + result.stdout
+    assert result.returncode != 0
+    assert layer.digest in error and "recipe is corrupt" in error, error
+    assert "nothing was pushed" in error
     assert stored_blobs(target) == []
 
 
