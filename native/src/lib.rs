@@ -11,6 +11,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+pub mod deflate_format;
 pub mod goflate;
 pub mod hints;
 pub mod inflate;

@@ -19,10 +19,10 @@
 
 use std::collections::VecDeque;
 
-use crate::hints::{Hint, MAX_DIST, MAX_LEN, MIN_LEN};
-use crate::token_inflate::{
+use crate::deflate_format::{
     DIST_BASE, DIST_EXTRA, FIXED_LITLEN_LENGTHS, LEN_BASE, LEN_EXTRA, PRECODE_ORDER,
 };
+use crate::hints::{Hint, MAX_DIST, MAX_LEN, MIN_LEN};
 
 const BITS_MARK: u16 = 0xffff;
 const EOB: usize = 256;

@@ -6,6 +6,9 @@
 
 use super::huffman::{HCode, HuffmanEncoder, MAX_NUM_LIT};
 use super::token::{is_literal, length_code, offset_code, token_length, token_offset, Token};
+use crate::deflate_format::{
+    DIST_EXTRA as OFFSET_EXTRA_BITS, LEN_EXTRA as LENGTH_EXTRA_BITS, PRECODE_ORDER as CODEGEN_ORDER,
+};
 use std::sync::OnceLock;
 
 const OFFSET_CODE_COUNT: usize = 30;
@@ -15,25 +18,15 @@ const CODEGEN_CODE_COUNT: usize = 19;
 const BAD_CODE: u8 = 255;
 pub const MAX_STORE_BLOCK_SIZE: usize = 65535;
 
-static LENGTH_EXTRA_BITS: [u8; 29] = [
-    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
-];
 static LENGTH_BASE: [u32; 29] = [
     0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128,
     160, 192, 224, 255,
-];
-static OFFSET_EXTRA_BITS: [u8; 30] = [
-    0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13,
-    13,
 ];
 static OFFSET_BASE: [u32; 30] = [
     0x000000, 0x000001, 0x000002, 0x000003, 0x000004, 0x000006, 0x000008, 0x00000c, 0x000010,
     0x000018, 0x000020, 0x000030, 0x000040, 0x000060, 0x000080, 0x0000c0, 0x000100, 0x000180,
     0x000200, 0x000300, 0x000400, 0x000600, 0x000800, 0x000c00, 0x001000, 0x001800, 0x002000,
     0x003000, 0x004000, 0x006000,
-];
-static CODEGEN_ORDER: [usize; 19] = [
-    16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
 ];
 
 struct StaticCodes {

@@ -2,6 +2,10 @@
 //! decision-for-decision identical to the C code (heap order, tie breaks, length
 //! limiting) so that blocks come out bit for bit the same.
 
+use crate::deflate_format::{
+    DIST_EXTRA as EXTRA_DBITS, LEN_EXTRA as EXTRA_LBITS, PRECODE_ORDER as BL_ORDER,
+};
+
 pub const L_CODES: usize = 286;
 pub const D_CODES: usize = 30;
 pub const BL_CODES: usize = 19;
@@ -14,17 +18,7 @@ const REP_3_6: usize = 16;
 const REPZ_3_10: usize = 17;
 const REPZ_11_138: usize = 18;
 
-const EXTRA_LBITS: [u8; 29] = [
-    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
-];
-const EXTRA_DBITS: [u8; 30] = [
-    0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13,
-    13,
-];
 const EXTRA_BLBITS: [u8; 19] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 3, 7];
-const BL_ORDER: [usize; 19] = [
-    16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
-];
 
 pub struct Tables {
     pub length_code: [u8; 256],
